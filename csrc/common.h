@@ -1,0 +1,56 @@
+// Types shared by every layer of the core: activation clamps, aligned buffers.
+#pragma once
+
+#include <cstddef>
+#include <cstdlib>
+#include <memory>
+#include <new>
+
+namespace mnengine {
+
+// Fused activation as a clamp: ReLU6 is [0, 6], ReLU is [0, +inf), linear is (-inf, +inf).
+struct Clamp {
+  float min;
+  float max;
+};
+
+// Every buffer the kernels touch starts on a cache line.
+constexpr size_t kAlignment = 64;
+
+inline size_t round_up(size_t value, size_t multiple) {
+  return (value + multiple - 1) / multiple * multiple;
+}
+
+inline size_t divide_round_up(size_t value, size_t divisor) {
+  return (value + divisor - 1) / divisor;
+}
+
+struct AlignedFree {
+  void operator()(float* p) const { std::free(p); }
+};
+
+// A cache-line aligned float array; zero-initialised so that padding lanes are inert.
+class AlignedBuffer {
+ public:
+  AlignedBuffer() = default;
+  explicit AlignedBuffer(size_t count) { resize(count); }
+
+  void resize(size_t count) {
+    const size_t bytes = round_up(count * sizeof(float), kAlignment);
+    void* p = bytes == 0 ? nullptr : std::aligned_alloc(kAlignment, bytes);
+    if (bytes != 0 && p == nullptr) throw std::bad_alloc();
+    data_.reset(static_cast<float*>(p));
+    size_ = count;
+    for (size_t i = 0; i < count; ++i) data_.get()[i] = 0.0f;
+  }
+
+  float* data() { return data_.get(); }
+  const float* data() const { return data_.get(); }
+  size_t size() const { return size_; }
+
+ private:
+  std::unique_ptr<float[], AlignedFree> data_;
+  size_t size_ = 0;
+};
+
+}  // namespace mnengine

@@ -1,0 +1,45 @@
+#include "isa.h"
+
+#include <stdexcept>
+
+namespace mnengine {
+namespace {
+
+#if defined(__x86_64__) || defined(_M_X64)
+bool cpu_has_avx2_fma() {
+  // libgcc / compiler-rt also check that the OS saves the ymm state (XCR0) before
+  // reporting AVX features.
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+#endif
+
+}  // namespace
+
+std::vector<const KernelSet*> available_kernel_sets() {
+  std::vector<const KernelSet*> sets;
+#if defined(__x86_64__) || defined(_M_X64)
+  if (cpu_has_avx2_fma()) sets.push_back(&avx2_fma_kernels());
+#endif
+#if defined(__aarch64__)
+  sets.push_back(&neon_kernels());  // Advanced SIMD is part of the ARMv8-A baseline.
+#endif
+  sets.push_back(&scalar_kernels());
+  return sets;
+}
+
+const KernelSet& select_kernel_set(const std::string& isa) {
+  const std::vector<const KernelSet*> sets = available_kernel_sets();
+  if (isa.empty() || isa == "auto") return *sets.front();
+  std::string names;
+  for (const KernelSet* set : sets) {
+    if (isa == set->isa) return *set;
+    names += names.empty() ? "" : ", ";
+    names += set->isa;
+  }
+  throw std::invalid_argument("instruction set '" + isa +
+                              "' is not available on this machine; expected one of: auto, " +
+                              names);
+}
+
+}  // namespace mnengine

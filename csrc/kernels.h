@@ -1,0 +1,68 @@
+// Micro-kernel signatures and the per-ISA kernel sets.
+//
+// Every micro-kernel computes NHWC float32 data. Each family has a portable scalar
+// reference (kernels/scalar), an AVX2+FMA version (kernels/x86) and a NEON version
+// (kernels/arm). Kernels read exactly the elements their arguments describe: no
+// reads past the end of any input, so callers need no tail slack.
+#pragma once
+
+#include <cstddef>
+
+#include "common.h"
+
+namespace mnengine {
+
+// f32-gemm: c[m][n] = clamp(bias[n] + sum_k a[m][k] * w[k][n]) for m < mr <= MR, n < nc.
+// `packed_w` holds the weights packed by pack_gemm_weights() for this kernel's NR:
+// panels of NR columns, each [NR biases][kc rows of NR weights]. Strides are in floats.
+using GemmFn = void (*)(size_t mr, size_t nc, size_t kc, const float* a, size_t a_stride,
+                        const float* packed_w, float* c, size_t c_stride, Clamp clamp);
+
+// f32-dwconv 3x3: one output row of a depthwise 3x3 convolution over `channels` channels.
+// `rows` are the three input rows under the kernel (each in_width * channels floats; a zero
+// row where the kernel overhangs the top or bottom). Input column ix = ox * stride - pad_left
+// + kx contributes only when 0 <= ix < in_width, so no padded copy of the input is needed.
+// `packed_w` holds, per group of CR channels, [CR biases][9 taps of CR weights] (ky-major).
+using DwConv3x3Fn = void (*)(size_t channels, size_t out_width, size_t in_width, size_t stride,
+                             size_t pad_left, const float* const* rows, const float* packed_w,
+                             float* out, Clamp clamp);
+
+// f32-vadd: y[i] = clamp(a[i] + b[i]).
+using VAddFn = void (*)(size_t n, const float* a, const float* b, float* y, Clamp clamp);
+
+// f32-gpool: y[c] = mean (or max) over `pixels` of x[p][c].
+using GlobalPoolFn = void (*)(size_t pixels, size_t channels, const float* x, float* y);
+
+// f32-softmax over one row of n values.
+using SoftmaxFn = void (*)(size_t n, const float* x, float* y);
+
+struct KernelSet {
+  const char* isa;
+  size_t gemm_mr;
+  size_t gemm_nr;
+  GemmFn gemm;
+  size_t dwconv_cr;
+  DwConv3x3Fn dwconv3x3;
+  VAddFn vadd;
+  GlobalPoolFn global_avg_pool;
+  GlobalPoolFn global_max_pool;
+  SoftmaxFn softmax;
+};
+
+const KernelSet& scalar_kernels();
+#if defined(__x86_64__) || defined(_M_X64)
+const KernelSet& avx2_fma_kernels();
+#endif
+#if defined(__aarch64__)
+const KernelSet& neon_kernels();
+#endif
+
+// Weight packing into the layouts above. `kernel` is [k][n] (Keras's HWIO with H = W = 1,
+// or Dense's [in][out]); `bias` may be null.
+AlignedBuffer pack_gemm_weights(size_t k, size_t n, size_t nr, const float* kernel,
+                                const float* bias);
+// `kernel` is [3][3][channels] (Keras's depthwise kernel with multiplier 1).
+AlignedBuffer pack_dwconv3x3_weights(size_t channels, size_t cr, const float* kernel,
+                                     const float* bias);
+
+}  // namespace mnengine

@@ -1,0 +1,24 @@
+// Portable scalar reference kernels: the semantics every SIMD kernel must reproduce.
+#pragma once
+
+#include "../../kernels.h"
+
+namespace mnengine {
+
+void f32_gemm_4x4__scalar(size_t mr, size_t nc, size_t kc, const float* a, size_t a_stride,
+                          const float* packed_w, float* c, size_t c_stride, Clamp clamp);
+void f32_dwconv3x3__scalar(size_t channels, size_t out_width, size_t in_width, size_t stride,
+                           size_t pad_left, const float* const* rows, const float* packed_w,
+                           float* out, Clamp clamp);
+void f32_vadd__scalar(size_t n, const float* a, const float* b, float* y, Clamp clamp);
+void f32_gavgpool__scalar(size_t pixels, size_t channels, const float* x, float* y);
+void f32_gmaxpool__scalar(size_t pixels, size_t channels, const float* x, float* y);
+void f32_softmax__scalar(size_t n, const float* x, float* y);
+
+// NaN-propagating clamp shared by the scalar kernels.
+inline float clamp_value(float x, Clamp clamp) {
+  x = x < clamp.min ? clamp.min : x;
+  return x > clamp.max ? clamp.max : x;
+}
+
+}  // namespace mnengine

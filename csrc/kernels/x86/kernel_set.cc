@@ -1,0 +1,19 @@
+#include "../scalar/scalar.h"
+#include "avx2_fma.h"
+
+namespace mnengine {
+
+const KernelSet& avx2_fma_kernels() {
+  static const KernelSet set = {
+      "avx2_fma",
+      /*gemm_mr=*/6, /*gemm_nr=*/16, f32_gemm_6x16__avx2_fma,
+      /*dwconv_cr=*/8, f32_dwconv3x3__avx2_fma,
+      f32_vadd__avx2,
+      f32_gavgpool__avx2,
+      f32_gmaxpool__avx2,
+      f32_softmax__scalar,
+  };
+  return set;
+}
+
+}  // namespace mnengine

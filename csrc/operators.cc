@@ -1,0 +1,261 @@
+#include "operators.h"
+
+#include <algorithm>
+
+namespace mnengine {
+namespace {
+
+// Packed weights of one N-block of a GEMM are kept near this size so that the block stays
+// in L2 while every row tile of the task streams past it.
+constexpr size_t kGemmBlockBytes = 256 * 1024;
+// Elements per task of element-wise operators: large enough to amortise the dispatch.
+constexpr size_t kElementwiseChunk = 16 * 1024;
+
+class GemmOperator final : public Operator {
+ public:
+  GemmOperator(const KernelSet& kernels, size_t rows_per_image, size_t k, size_t n,
+               const float* kernel, const float* bias, Clamp clamp, size_t threads)
+      : kernels_(kernels), rows_per_image_(rows_per_image), k_(k), n_(n),
+        packed_(pack_gemm_weights(k, n, kernels.gemm_nr, kernel, bias)), clamp_(clamp),
+        threads_(threads) {
+    const size_t panel_bytes = (k + 1) * kernels.gemm_nr * sizeof(float);
+    panels_per_block_ = std::max<size_t>(1, kGemmBlockBytes / panel_bytes);
+  }
+
+  size_t task_count(size_t batch) const override {
+    const Split split = split_for(batch);
+    return split.row_chunks * split.panel_chunks;
+  }
+
+  void run_task(size_t task, const Tensors& tensors, float* /*scratch*/) const override {
+    const size_t mr = kernels_.gemm_mr, nr = kernels_.gemm_nr;
+    const size_t rows = tensors.batch * rows_per_image_;
+    const Split split = split_for(tensors.batch);
+    const size_t row_chunk = task / split.panel_chunks, panel_chunk = task % split.panel_chunks;
+    const size_t tiles = divide_round_up(rows, mr), panels = divide_round_up(n_, nr);
+    const size_t row_begin = tiles * row_chunk / split.row_chunks * mr;
+    const size_t row_end = std::min(rows, tiles * (row_chunk + 1) / split.row_chunks * mr);
+    const size_t panel_begin = panels * panel_chunk / split.panel_chunks;
+    const size_t panel_end = panels * (panel_chunk + 1) / split.panel_chunks;
+
+    for (size_t p = panel_begin; p < panel_end; p += panels_per_block_) {
+      const size_t n0 = p * nr;
+      const size_t nc = std::min(std::min(p + panels_per_block_, panel_end) * nr, n_) - n0;
+      const float* w = packed_.data() + p * (k_ + 1) * nr;
+      for (size_t r = row_begin; r < row_end; r += mr) {
+        kernels_.gemm(std::min(mr, row_end - r), nc, k_, tensors.input0 + r * k_, k_, w,
+                      tensors.output + r * n_ + n0, n_, clamp_);
+      }
+    }
+  }
+
+ private:
+  struct Split {
+    size_t row_chunks;
+    size_t panel_chunks;
+  };
+
+  // Rows are split first (each thread reads its own activations, all share the weights);
+  // when there are too few row tiles to keep every thread busy, output channels too.
+  Split split_for(size_t batch) const {
+    if (threads_ == 1) return {1, 1};
+    const size_t tiles = divide_round_up(batch * rows_per_image_, kernels_.gemm_mr);
+    const size_t panels = divide_round_up(n_, kernels_.gemm_nr);
+    const size_t target = 4 * threads_;
+    const size_t row_chunks = std::min(tiles, target);
+    const size_t panel_chunks =
+        tiles >= 2 * threads_ ? 1 : std::min(panels, divide_round_up(target, row_chunks));
+    return {row_chunks, panel_chunks};
+  }
+
+  const KernelSet& kernels_;
+  size_t rows_per_image_, k_, n_;
+  AlignedBuffer packed_;
+  Clamp clamp_;
+  size_t threads_;
+  size_t panels_per_block_;
+};
+
+// Full 3x3 convolution: each task gathers one output row's 3x3xC patches (im2col, zeros
+// where the window overhangs) into scratch and multiplies them by the packed kernel.
+class Conv3x3Operator final : public Operator {
+ public:
+  Conv3x3Operator(const KernelSet& kernels, Shape in, size_t out_channels, size_t stride,
+                  Padding padding, const float* kernel, const float* bias, Clamp clamp)
+      : kernels_(kernels), in_(in), stride_(stride), padding_(padding),
+        out_{conv3x3_output_size(in.height, padding.top, padding.bottom, stride),
+             conv3x3_output_size(in.width, padding.left, padding.right, stride), out_channels},
+        patch_(9 * in.channels),
+        packed_(pack_gemm_weights(patch_, out_channels, kernels.gemm_nr, kernel, bias)),
+        clamp_(clamp) {}
+
+  size_t task_count(size_t batch) const override { return batch * out_.height; }
+  size_t scratch_floats() const override { return out_.width * patch_; }
+
+  void run_task(size_t task, const Tensors& tensors, float* scratch) const override {
+    const size_t image = task / out_.height, oy = task % out_.height;
+    const float* in = tensors.input0 + image * in_.size();
+    const size_t c = in_.channels;
+    for (size_t ox = 0; ox < out_.width; ++ox) {
+      float* patch = scratch + ox * patch_;
+      for (size_t ky = 0; ky < 3; ++ky) {
+        const size_t iy = oy * stride_ + ky - padding_.top;  // wraps above the image
+        for (size_t kx = 0; kx < 3; ++kx, patch += c) {
+          const size_t ix = ox * stride_ + kx - padding_.left;
+          if (iy < in_.height && ix < in_.width) {
+            std::copy_n(in + (iy * in_.width + ix) * c, c, patch);
+          } else {
+            std::fill_n(patch, c, 0.0f);
+          }
+        }
+      }
+    }
+    float* out = tensors.output + (image * out_.height + oy) * out_.width * out_.channels;
+    const size_t mr = kernels_.gemm_mr;
+    for (size_t ox = 0; ox < out_.width; ox += mr) {
+      kernels_.gemm(std::min(mr, out_.width - ox), out_.channels, patch_, scratch + ox * patch_,
+                    patch_, packed_.data(), out + ox * out_.channels, out_.channels, clamp_);
+    }
+  }
+
+ private:
+  const KernelSet& kernels_;
+  Shape in_;
+  size_t stride_;
+  Padding padding_;
+  Shape out_;
+  size_t patch_;
+  AlignedBuffer packed_;
+  Clamp clamp_;
+};
+
+class Depthwise3x3Operator final : public Operator {
+ public:
+  Depthwise3x3Operator(const KernelSet& kernels, Shape in, size_t stride, Padding padding,
+                       const float* kernel, const float* bias, Clamp clamp)
+      : kernels_(kernels), in_(in), stride_(stride), padding_(padding),
+        out_{conv3x3_output_size(in.height, padding.top, padding.bottom, stride),
+             conv3x3_output_size(in.width, padding.left, padding.right, stride), in.channels},
+        packed_(pack_dwconv3x3_weights(in.channels, kernels.dwconv_cr, kernel, bias)),
+        zero_row_(in.width * in.channels), clamp_(clamp) {}
+
+  size_t task_count(size_t batch) const override { return batch * out_.height; }
+
+  void run_task(size_t task, const Tensors& tensors, float* /*scratch*/) const override {
+    const size_t image = task / out_.height, oy = task % out_.height;
+    const size_t row_size = in_.width * in_.channels;
+    const float* in = tensors.input0 + image * in_.size();
+    const float* rows[3];
+    for (size_t ky = 0; ky < 3; ++ky) {
+      const size_t iy = oy * stride_ + ky - padding_.top;  // wraps above the image
+      rows[ky] = iy < in_.height ? in + iy * row_size : zero_row_.data();
+    }
+    float* out = tensors.output + (image * out_.height + oy) * out_.width * out_.channels;
+    kernels_.dwconv3x3(in_.channels, out_.width, in_.width, stride_, padding_.left, rows,
+                       packed_.data(), out, clamp_);
+  }
+
+ private:
+  const KernelSet& kernels_;
+  Shape in_;
+  size_t stride_;
+  Padding padding_;
+  Shape out_;
+  AlignedBuffer packed_;
+  AlignedBuffer zero_row_;
+  Clamp clamp_;
+};
+
+class AddOperator final : public Operator {
+ public:
+  AddOperator(const KernelSet& kernels, size_t size_per_image, Clamp clamp)
+      : kernels_(kernels), size_per_image_(size_per_image), clamp_(clamp) {}
+
+  size_t task_count(size_t batch) const override {
+    return divide_round_up(batch * size_per_image_, kElementwiseChunk);
+  }
+
+  void run_task(size_t task, const Tensors& tensors, float* /*scratch*/) const override {
+    const size_t begin = task * kElementwiseChunk;
+    const size_t count = std::min(kElementwiseChunk, tensors.batch * size_per_image_ - begin);
+    kernels_.vadd(count, tensors.input0 + begin, tensors.input1 + begin, tensors.output + begin,
+                  clamp_);
+  }
+
+ private:
+  const KernelSet& kernels_;
+  size_t size_per_image_;
+  Clamp clamp_;
+};
+
+class GlobalPoolOperator final : public Operator {
+ public:
+  GlobalPoolOperator(const KernelSet& kernels, Shape in, bool average)
+      : in_(in), pool_(average ? kernels.global_avg_pool : kernels.global_max_pool) {}
+
+  size_t task_count(size_t batch) const override { return batch; }
+
+  void run_task(size_t image, const Tensors& tensors, float* /*scratch*/) const override {
+    pool_(in_.height * in_.width, in_.channels, tensors.input0 + image * in_.size(),
+          tensors.output + image * in_.channels);
+  }
+
+ private:
+  Shape in_;
+  GlobalPoolFn pool_;
+};
+
+class SoftmaxOperator final : public Operator {
+ public:
+  SoftmaxOperator(const KernelSet& kernels, size_t size_per_image)
+      : softmax_(kernels.softmax), size_per_image_(size_per_image) {}
+
+  size_t task_count(size_t batch) const override { return batch; }
+
+  void run_task(size_t image, const Tensors& tensors, float* /*scratch*/) const override {
+    const size_t offset = image * size_per_image_;
+    softmax_(size_per_image_, tensors.input0 + offset, tensors.output + offset);
+  }
+
+ private:
+  SoftmaxFn softmax_;
+  size_t size_per_image_;
+};
+
+}  // namespace
+
+std::unique_ptr<Operator> make_gemm(const KernelSet& kernels, size_t rows_per_image, size_t k,
+                                    size_t n, const float* kernel, const float* bias,
+                                    Clamp clamp, size_t threads) {
+  return std::make_unique<GemmOperator>(kernels, rows_per_image, k, n, kernel, bias, clamp,
+                                        threads);
+}
+
+std::unique_ptr<Operator> make_conv3x3(const KernelSet& kernels, Shape in, size_t out_channels,
+                                       size_t stride, Padding padding, const float* kernel,
+                                       const float* bias, Clamp clamp) {
+  return std::make_unique<Conv3x3Operator>(kernels, in, out_channels, stride, padding, kernel,
+                                           bias, clamp);
+}
+
+std::unique_ptr<Operator> make_depthwise3x3(const KernelSet& kernels, Shape in, size_t stride,
+                                            Padding padding, const float* kernel,
+                                            const float* bias, Clamp clamp) {
+  return std::make_unique<Depthwise3x3Operator>(kernels, in, stride, padding, kernel, bias,
+                                                clamp);
+}
+
+std::unique_ptr<Operator> make_add(const KernelSet& kernels, size_t size_per_image,
+                                   Clamp clamp) {
+  return std::make_unique<AddOperator>(kernels, size_per_image, clamp);
+}
+
+std::unique_ptr<Operator> make_global_pool(const KernelSet& kernels, Shape in, bool average) {
+  return std::make_unique<GlobalPoolOperator>(kernels, in, average);
+}
+
+std::unique_ptr<Operator> make_softmax(const KernelSet& kernels, size_t size_per_image) {
+  return std::make_unique<SoftmaxOperator>(kernels, size_per_image);
+}
+
+}  // namespace mnengine

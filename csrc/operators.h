@@ -1,0 +1,70 @@
+// Operators: one layer each, sitting on the micro-kernels of a KernelSet. An operator owns
+// its weights, packed once at construction into the layout its kernel reads, and splits
+// its work into independent tasks the thread pool distributes.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+#include "kernels.h"
+
+namespace mnengine {
+
+// Per-image shape of an NHWC activation.
+struct Shape {
+  size_t height;
+  size_t width;
+  size_t channels;
+  size_t size() const { return height * width * channels; }
+};
+
+// Where a task reads and writes: whole-batch tensors, NHWC, contiguous.
+struct Tensors {
+  size_t batch;
+  const float* input0;
+  const float* input1;  // second operand of Add, else null
+  float* output;
+};
+
+class Operator {
+ public:
+  virtual ~Operator() = default;
+  virtual size_t task_count(size_t batch) const = 0;
+  // `scratch` is this thread's private buffer of scratch_floats() floats.
+  virtual void run_task(size_t task, const Tensors& tensors, float* scratch) const = 0;
+  virtual size_t scratch_floats() const { return 0; }
+};
+
+struct Padding {
+  size_t top, bottom, left, right;
+};
+
+// 1x1 convolution (rows = pixels) or dense layer (rows = images, k = flattened input):
+// out[rows][n] = clamp(in[rows][k] * kernel[k][n] + bias).
+std::unique_ptr<Operator> make_gemm(const KernelSet& kernels, size_t rows_per_image, size_t k,
+                                    size_t n, const float* kernel, const float* bias,
+                                    Clamp clamp, size_t threads);
+
+// Full 3x3 convolution, kernel [3][3][in.channels][out_channels] (Keras HWIO).
+std::unique_ptr<Operator> make_conv3x3(const KernelSet& kernels, Shape in, size_t out_channels,
+                                       size_t stride, Padding padding, const float* kernel,
+                                       const float* bias, Clamp clamp);
+
+// Depthwise 3x3 convolution, kernel [3][3][channels].
+std::unique_ptr<Operator> make_depthwise3x3(const KernelSet& kernels, Shape in, size_t stride,
+                                            Padding padding, const float* kernel,
+                                            const float* bias, Clamp clamp);
+
+std::unique_ptr<Operator> make_add(const KernelSet& kernels, size_t size_per_image, Clamp clamp);
+
+std::unique_ptr<Operator> make_global_pool(const KernelSet& kernels, Shape in, bool average);
+
+std::unique_ptr<Operator> make_softmax(const KernelSet& kernels, size_t size_per_image);
+
+// Output extent of a 3x3 window: (in + pad_before + pad_after - 3) / stride + 1.
+inline size_t conv3x3_output_size(size_t in, size_t pad_before, size_t pad_after,
+                                  size_t stride) {
+  return (in + pad_before + pad_after - 3) / stride + 1;
+}
+
+}  // namespace mnengine

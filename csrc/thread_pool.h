@@ -1,0 +1,60 @@
+// A persistent pool of worker threads that run the tasks of one operator at a time.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace mnengine {
+
+// Sets flush-to-zero and denormals-are-zero for the calling thread while it lives:
+// denormal activations are numerically irrelevant and cost ~100x per operation on x86.
+class DenormalsFlushed {
+ public:
+  DenormalsFlushed();
+  ~DenormalsFlushed();
+  DenormalsFlushed(const DenormalsFlushed&) = delete;
+  DenormalsFlushed& operator=(const DenormalsFlushed&) = delete;
+
+ private:
+  uint64_t saved_;
+};
+
+class ThreadPool {
+ public:
+  // `threads` counts the calling thread: threads - 1 workers are started.
+  explicit ThreadPool(size_t threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  size_t threads() const { return workers_.size() + 1; }
+
+  // Calls task(context, index, thread) for every index in [0, count) and returns when all
+  // are done; `thread` in [0, threads()) tells which scratch space to use. Not reentrant:
+  // one caller at a time (the Network serialises access).
+  using TaskFn = void (*)(const void* context, size_t index, size_t thread);
+  void run(size_t count, TaskFn task, const void* context);
+
+ private:
+  void worker_loop(size_t thread);
+  void run_tasks(size_t thread);
+
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> stopping_{false};
+  // The current job, published by the release increment of generation_.
+  TaskFn task_ = nullptr;
+  const void* context_ = nullptr;
+  size_t count_ = 0;
+  std::atomic<size_t> next_index_{0};
+  std::atomic<size_t> workers_done_{0};
+};
+
+}  // namespace mnengine

@@ -1,0 +1,163 @@
+"""The Engine: a loaded model ready to classify images."""
+
+from __future__ import annotations
+
+import os
+import platform
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import numpy as np
+
+from . import _core, modelfile
+from .errors import ModelFormatError
+from .graph import Graph
+from .images import is_single_image, to_batch, top_k_pairs
+
+ISA_ENVIRONMENT_VARIABLE = "MNENGINE_ISA"
+
+
+def default_threads() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def _requested_isa() -> str:
+    isa = os.environ.get(ISA_ENVIRONMENT_VARIABLE, "auto").strip().lower() or "auto"
+    available = _core.available_isas()
+    if isa != "auto" and isa not in available:
+        raise ValueError(
+            f"{ISA_ENVIRONMENT_VARIABLE}={isa!r} is not available on this machine; "
+            f"expected 'auto' or one of {available}"
+        )
+    return available[0] if isa == "auto" else isa
+
+
+def cpu_info() -> Dict[str, Any]:
+    """The machine, the kernel instruction sets it can run (best first) and the one new
+    Engines will use (the best, unless the MNENGINE_ISA environment variable names another,
+    e.g. MNENGINE_ISA=scalar for the portable reference kernels)."""
+    return {
+        "machine": platform.machine(),
+        "available_isas": _core.available_isas(),
+        "isa": _requested_isa(),
+        "default_threads": default_threads(),
+    }
+
+
+class Engine:
+    """A MobileNet loaded from a ``.bin`` model file, ready to run.
+
+    ``Engine(path, threads=None)`` reads and checks the file (raising
+    :class:`mnengine.ModelFormatError` if it is malformed), packs the weights for this CPU's
+    kernels and starts ``threads`` worker threads (default: the cores available to the
+    process). One Engine may be used from several Python threads at once; inference runs
+    with the GIL released.
+    """
+
+    def __init__(self, model: Union[str, "os.PathLike[str]", Graph], threads: Optional[int] = None):
+        if threads is None:
+            threads = default_threads()
+        if not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= 256:
+            raise ValueError(f"threads must be an integer from 1 to 256, got {threads!r}")
+        isa = _requested_isa()
+        graph = model if isinstance(model, Graph) else modelfile.load(model)
+        try:
+            self._network = _core.Network(isa, threads, tuple(graph.input_shape), graph.core_nodes())
+        except ValueError as e:
+            raise ModelFormatError(f"{graph.name}: {e}") from None
+        out = self._network.output_shape
+        self._output_shape: Tuple[int, ...] = (out[2],) if out[:2] == (1, 1) else tuple(out)
+        self._name = graph.name
+        self._preprocessing = graph.preprocessing
+        self._labels = list(graph.labels) if graph.labels is not None else None
+        self._metadata = dict(graph.metadata)
+        self._multiply_adds = graph.multiply_adds()
+
+    def __repr__(self) -> str:
+        return (
+            f"Engine({self._name!r}, input_shape={self.input_shape}, output_shape={self.output_shape}, "
+            f"isa={self.isa!r}, threads={self.threads})"
+        )
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def input_shape(self) -> Tuple[int, int, int]:
+        """(height, width, channels) of one input image."""
+        return tuple(self._network.input_shape)
+
+    @property
+    def output_shape(self) -> Tuple[int, ...]:
+        """Shape of one image's output: (classes,) for a classifier, else (H, W, C)."""
+        return self._output_shape
+
+    @property
+    def num_classes(self) -> int:
+        """Values per image in the output (the classes of a classifier)."""
+        return int(np.prod(self._output_shape))
+
+    @property
+    def labels(self) -> Optional[List[str]]:
+        """Class names stored in the model file, or None."""
+        return self._labels
+
+    @property
+    def preprocessing(self) -> str:
+        """What predict() applies to 0..255 pixels: "mobilenet" (x / 127.5 - 1) or "none"."""
+        return self._preprocessing
+
+    @property
+    def metadata(self) -> Dict[str, str]:
+        return dict(self._metadata)
+
+    @property
+    def multiply_adds(self) -> int:
+        """Multiply-accumulates of one inference on one image."""
+        return self._multiply_adds
+
+    @property
+    def isa(self) -> str:
+        """The kernel instruction set in use: "avx2_fma", "neon" or "scalar"."""
+        return self._network.isa
+
+    @property
+    def threads(self) -> int:
+        return self._network.threads
+
+    def preprocess(self, x: Any) -> np.ndarray:
+        """The float32 (N, H, W, C) batch predict() would run for ``x``."""
+        return to_batch(x, self.input_shape, self._preprocessing)
+
+    def predict(self, x: Any) -> np.ndarray:
+        """Runs the model on ``x`` and returns a float32 array of shape (N,) + output_shape.
+
+        ``x`` may be an image file path, a PIL image, a uint8 array (H, W, 3) (also
+        grayscale (H, W) or RGBA (H, W, 4)), a uint8 batch (N, H, W, 3), a list of such
+        images, or a float array already preprocessed at the model's input size,
+        (N, H, W, C) or (H, W, C). Images are resized (bilinear) to the input size and
+        preprocessed as the model file says (MobileNet's x / 127.5 - 1 by default).
+        """
+        batch = self.preprocess(x)
+        out = np.empty((batch.shape[0], self.num_classes), np.float32)
+        self._network.run(batch, out)
+        return out.reshape((batch.shape[0],) + self._output_shape)
+
+    def top_k(self, x: Any, k: int = 5) -> Union[List[Tuple[Any, float]], List[List[Tuple[Any, float]]]]:
+        """The k most probable classes: (label, probability) pairs if the model file carries
+        labels, else (class index, probability). For one image (a path, PIL image or
+        single array) a list of pairs; for a batch or list, one such list per image."""
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= self.num_classes:
+            raise ValueError(f"k must be an integer from 1 to {self.num_classes}, got {k!r}")
+        probabilities = self.predict(x).reshape(-1, self.num_classes)
+        pairs = top_k_pairs(probabilities, k, self._labels)
+        return pairs[0] if is_single_image(x) else pairs
+
+    def profile(self, x: Any) -> List[float]:
+        """Wall time in seconds of each node for one run on ``x``."""
+        batch = self.preprocess(x)
+        out = np.empty((batch.shape[0], self.num_classes), np.float32)
+        return self._network.profile(batch, out)

@@ -1,0 +1,236 @@
+"""The network graph mnengine runs: nodes in execution order, their weights, and checks.
+
+A :class:`Graph` is what a ``.bin`` model file stores (see ``docs/FORMAT.md``) and what
+:mod:`mnengine.models` and the Keras exporter build. BatchNormalization never appears here:
+builders fold it into the preceding convolution before a graph exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .errors import ModelFormatError
+
+#: Operators and the weights each one carries.
+OPS: Dict[str, Tuple[str, ...]] = {
+    "conv3x3": ("kernel", "bias"),  # full 3x3 convolution, kernel (3, 3, C_in, C_out)
+    "conv1x1": ("kernel", "bias"),  # pointwise convolution, kernel (C_in, C_out)
+    "depthwise3x3": ("kernel", "bias"),  # depthwise 3x3 convolution, kernel (3, 3, C)
+    "dense": ("kernel", "bias"),  # fully connected on the flattened input, kernel (H*W*C, units)
+    "add": (),  # element-wise sum of two tensors of one shape
+    "global_avg_pool": (),
+    "global_max_pool": (),
+    "softmax": (),
+}
+
+#: Activations fused into an operator, as the [min, max] clamp the kernels apply.
+ACTIVATIONS: Dict[str, Tuple[float, float]] = {
+    "linear": (-math.inf, math.inf),
+    "relu": (0.0, math.inf),
+    "relu6": (0.0, 6.0),
+}
+
+#: Input preprocessing a model expects of 0..255 RGB pixels.
+PREPROCESSING = ("mobilenet", "none")  # x / 127.5 - 1 (keras mobilenet.preprocess_input), or x
+
+INPUT = "input"  # the name nodes use for the network input
+
+Shape = Tuple[int, int, int]  # (height, width, channels) of one image
+
+
+@dataclasses.dataclass
+class Node:
+    """One operator. ``inputs`` names earlier nodes (or ``"input"``)."""
+
+    name: str
+    op: str
+    inputs: List[str]
+    weights: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    stride: int = 1
+    padding: Tuple[int, int, int, int] = (0, 0, 0, 0)  # top, bottom, left, right
+    activation: str = "linear"
+
+
+@dataclasses.dataclass
+class Graph:
+    """A MobileNet-style network: input size, preprocessing, labels and nodes in order."""
+
+    name: str
+    input_shape: Shape
+    nodes: List[Node]
+    preprocessing: str = "mobilenet"
+    labels: Optional[List[str]] = None
+    metadata: Dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def shapes(self) -> Dict[str, Shape]:
+        """Checks the graph and returns the output shape of every node (and of ``"input"``).
+
+        Raises :class:`ModelFormatError` naming the first node that is inconsistent.
+        """
+        return _infer_shapes(self)
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.shapes()[self.nodes[-1].name]
+
+    def multiply_adds(self) -> int:
+        """Multiply-accumulate operations of one inference on one image."""
+        shapes = self.shapes()
+        total = 0
+        for node in self.nodes:
+            out = shapes[node.name]
+            kernel = node.weights.get("kernel")
+            if node.op == "depthwise3x3":
+                total += out[0] * out[1] * out[2] * 9
+            elif kernel is not None:
+                total += out[0] * out[1] * kernel.size
+        return total
+
+    def parameters(self) -> int:
+        return sum(w.size for node in self.nodes for w in node.weights.values())
+
+    def core_nodes(self) -> List[dict]:
+        """The nodes in the form ``mnengine._core.Network`` takes."""
+        index = {INPUT: 0}
+        for i, node in enumerate(self.nodes):
+            index[node.name] = i + 1
+        shapes = self.shapes()
+        result = []
+        for node in self.nodes:
+            spec = {
+                "kind": node.op,
+                "inputs": [index[name] for name in node.inputs],
+                "stride": node.stride,
+                "padding": tuple(node.padding),
+                "clamp": ACTIVATIONS[node.activation],
+            }
+            if "kernel" in node.weights:
+                spec["kernel"] = _as_f32(node.weights["kernel"])
+                spec["bias"] = _as_f32(node.weights["bias"]) if "bias" in node.weights else None
+                if node.op != "depthwise3x3":
+                    spec["out_channels"] = shapes[node.name][2]
+            result.append(spec)
+        return result
+
+
+def _as_f32(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def same_padding(size: int, stride: int, kernel: int = 3) -> Tuple[int, int]:
+    """(before, after) padding of Keras/TensorFlow ``padding="same"`` along one axis."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def window_output(size: int, before: int, after: int, stride: int) -> int:
+    return (size + before + after - 3) // stride + 1
+
+
+def _infer_shapes(graph: Graph) -> Dict[str, Shape]:
+    def fail(node: Node, message: str) -> ModelFormatError:
+        return ModelFormatError(f"node {node.name!r} ({node.op}): {message}")
+
+    if len(graph.input_shape) != 3 or not all(
+        isinstance(d, int) and 1 <= d <= 1 << 16 for d in graph.input_shape
+    ):
+        raise ModelFormatError(
+            f"input shape must be (height, width, channels) of positive integers up to 65536, "
+            f"got {graph.input_shape!r}"
+        )
+    if graph.preprocessing not in PREPROCESSING:
+        raise ModelFormatError(
+            f"preprocessing must be one of {PREPROCESSING}, got {graph.preprocessing!r}"
+        )
+    if not graph.nodes:
+        raise ModelFormatError("the graph has no nodes")
+    shapes: Dict[str, Shape] = {INPUT: tuple(graph.input_shape)}
+    for node in graph.nodes:
+        if node.op not in OPS:
+            raise fail(node, f"unknown operator; expected one of {sorted(OPS)}")
+        if node.name in shapes:
+            raise fail(node, "duplicate node name")
+        if node.activation not in ACTIVATIONS:
+            raise fail(node, f"activation must be one of {sorted(ACTIVATIONS)}, got {node.activation!r}")
+        arity = 2 if node.op == "add" else 1
+        if len(node.inputs) != arity:
+            raise fail(node, f"takes {arity} input(s), got {len(node.inputs)}")
+        for name in node.inputs:
+            if name not in shapes:
+                raise fail(node, f"input {name!r} is not produced by an earlier node")
+        allowed = OPS[node.op]
+        extra = set(node.weights) - set(allowed)
+        if extra:
+            raise fail(node, f"unexpected weights {sorted(extra)}; this operator takes {list(allowed)}")
+        if allowed and "kernel" not in node.weights:
+            raise fail(node, "missing weight 'kernel'")
+        h, w, c = shapes[node.inputs[0]]
+        kernel = node.weights.get("kernel")
+        kshape = tuple(kernel.shape) if kernel is not None else ()
+
+        def expect_kernel(expected: Sequence[Optional[int]]) -> None:
+            if len(kshape) != len(expected) or any(
+                e is not None and e != k for e, k in zip(expected, kshape)
+            ):
+                shown = tuple("*" if e is None else e for e in expected)
+                raise fail(node, f"kernel shape {kshape} does not fit input {(h, w, c)}; expected {shown}")
+            if kshape[-1] < 1:
+                raise fail(node, f"kernel shape {kshape} has no output channels")
+
+        if node.op in ("conv3x3", "depthwise3x3"):
+            if node.stride not in (1, 2):
+                raise fail(node, f"stride must be 1 or 2, got {node.stride}")
+            if len(node.padding) != 4 or not all(p in (0, 1, 2) for p in node.padding):
+                raise fail(node, f"padding (top, bottom, left, right) must be 0, 1 or 2 each, got {node.padding}")
+            top, bottom, left, right = node.padding
+            if h + top + bottom < 3 or w + left + right < 3:
+                raise fail(node, f"input {(h, w)} with padding {node.padding} is smaller than the 3x3 window")
+            oh, ow = window_output(h, top, bottom, node.stride), window_output(w, left, right, node.stride)
+            if node.op == "conv3x3":
+                expect_kernel((3, 3, c, None))
+                out = (oh, ow, kshape[3])
+            else:
+                expect_kernel((3, 3, c))
+                out = (oh, ow, c)
+        elif node.op == "conv1x1":
+            expect_kernel((c, None))
+            out = (h, w, kshape[1])
+        elif node.op == "dense":
+            expect_kernel((h * w * c, None))
+            out = (1, 1, kshape[1])
+        elif node.op == "add":
+            other = shapes[node.inputs[1]]
+            if other != (h, w, c):
+                raise fail(node, f"operand shapes differ: {(h, w, c)} and {other}")
+            out = (h, w, c)
+        elif node.op in ("global_avg_pool", "global_max_pool"):
+            out = (1, 1, c)
+        else:  # softmax
+            out = (h, w, c)
+        if node.op not in ("conv3x3", "conv1x1", "depthwise3x3", "dense", "add") and node.activation != "linear":
+            raise fail(node, f"takes no fused activation, got {node.activation!r}")
+        if "bias" in node.weights and tuple(node.weights["bias"].shape) != (out[2],):
+            raise fail(node, f"bias shape {tuple(node.weights['bias'].shape)}, expected {(out[2],)}")
+        if node.op not in ("conv3x3", "depthwise3x3") and (node.stride != 1 or any(node.padding)):
+            raise fail(node, "takes no stride or padding")
+        if math.prod(out) > 1 << 28:
+            raise fail(node, f"output {out} is too large")
+        shapes[node.name] = out
+    if graph.labels is not None:
+        classes = math.prod(shapes[graph.nodes[-1].name])
+        if len(graph.labels) != classes:
+            raise ModelFormatError(f"{len(graph.labels)} labels for {classes} outputs")
+    return shapes
+
+
+def iter_weights(graph: Graph) -> Iterator[Tuple[str, np.ndarray]]:
+    """(tensor name, array) of every weight, in file order."""
+    for node in graph.nodes:
+        for key in OPS[node.op]:
+            if key in node.weights:
+                yield f"{node.name}/{key}", node.weights[key]
