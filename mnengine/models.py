@@ -36,6 +36,9 @@ _V2_BLOCKS = (
 )
 
 
+_CLASSIFIERS = ("conv_preds", "predictions")
+
+
 def make_divisible(value: float, divisor: int = 8) -> int:
     """Channel rounding of keras.applications MobileNetV2 (``_make_divisible``)."""
     rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
@@ -112,6 +115,8 @@ def synthetic_weights(
 
     Kernels are He-normal; BatchNormalization statistics and scales are drawn from ranges
     seen in trained MobileNets, so activations keep a realistic scale through the network.
+    The classifier is scaled up so that, as in a trained network, its logits spread over
+    several units and the softmax output has a clear maximum.
     """
     layers = _layers(arch, alpha, include_top, classes)
     rng = np.random.default_rng(seed)
@@ -121,7 +126,8 @@ def synthetic_weights(
         for key, shape in shapes.items():
             if key in ("kernel", "depthwise_kernel"):
                 fan_in = int(np.prod(shape[:-1])) if key == "kernel" else 9
-                value = rng.normal(0.0, np.sqrt(2.0 / fan_in), shape)
+                gain = 8.0 if name in _CLASSIFIERS else np.sqrt(2.0)
+                value = rng.normal(0.0, gain / np.sqrt(fan_in), shape)
             elif key == "gamma":
                 value = rng.uniform(0.5, 1.5, shape)
             elif key == "moving_variance":
@@ -269,8 +275,9 @@ def mobilenet_v2(
         if stride == 1:
             padding = (1, 1, 1, 1)
         else:
-            # imagenet_utils.correct_pad: ((1 - H % 2, 1), (1 - W % 2, 1)) then "valid".
-            padding = (1 - height % 2, 1, 1 - width % 2, 1)
+            # imagenet_utils.correct_pad, then "valid": ((0, 1), (0, 1)) on even sizes,
+            # ((1, 1), (1, 1)) on odd ones.
+            padding = (height % 2, 1, width % 2, 1)
             height, width = window_output(height, *padding[:2], 2), window_output(width, *padding[2:], 2)
         dw = weights[prefix + "depthwise"]["depthwise_kernel"]
         kernel, bias = fold_batch_norm(dw[:, :, :, 0], weights[prefix + "depthwise_BN"])

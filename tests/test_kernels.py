@@ -1,0 +1,183 @@
+"""Every kernel family against the float64 reference, on every ISA this machine has.
+
+Shapes cover each SIMD remainder (channels 1..100 against vector widths 4 and 8 and GEMM
+tiles of 4x4, 6x16, 6x8), every H and W from 1 to 17, stride 1 and 2, each padding mode,
+batch 1 and 3, and one and two threads. Outputs are poisoned with NaN before each run.
+"""
+
+import itertools
+
+import numpy as np
+import pytest
+
+import reference
+from conftest import run_poisoned
+from mnengine import _core
+from mnengine.graph import ACTIVATIONS, Graph, Node, same_padding
+
+CHANNELS = [1, 3, 4, 7, 8, 9, 16, 17, 33, 100]
+SIZES = list(range(1, 18))
+TOLERANCE = 1e-5
+
+
+def network(isa, threads, input_shape, *nodes):
+    graph = Graph("test", tuple(input_shape), list(nodes))
+    graph.shapes()
+    return _core.Network(isa, threads, tuple(input_shape), graph.core_nodes())
+
+
+def apply_activation(y, activation):
+    low, high = ACTIVATIONS[activation]
+    return np.clip(y, low, high)
+
+
+def padding_for(mode, size_h, size_w, stride):
+    """The paddings Keras models use: 'same', 'valid', and ZeroPadding2D + 'valid' as
+    keras.applications MobileNet v1 ((0, 1), (0, 1)) and v2 (correct_pad) do at stride 2."""
+    if mode == "same":
+        return same_padding(size_h, stride) + same_padding(size_w, stride)
+    if mode == "valid":
+        return (0, 0, 0, 0)
+    if mode == "zero_pad_bottom_right":
+        return (0, 1, 0, 1)
+    if mode == "zero_pad_all":
+        return (1, 1, 1, 1)
+    if mode == "asymmetric":
+        return (2, 0, 1, 2)
+    raise ValueError(mode)
+
+
+PAD_MODES = ["same", "valid", "zero_pad_bottom_right", "zero_pad_all", "asymmetric"]
+
+
+def window_cases():
+    """(channels, height, width, stride, padding mode, batch, threads, activation): each H and
+    W from 1 to 17 meets each stride and padding mode, and each channel count each stride."""
+    cases = []
+    activations = list(ACTIVATIONS)
+    for i, (stride, mode, channels) in enumerate(itertools.product((1, 2), PAD_MODES, CHANNELS)):
+        h = SIZES[i % len(SIZES)]
+        w = SIZES[(7 * i + 3) % len(SIZES)]
+        padding = padding_for(mode, h, w, stride)
+        if h + padding[0] + padding[1] < 3 or w + padding[2] + padding[3] < 3:
+            h, w = h + 2, w + 2  # the window must fit; sizes 1 and 2 still occur padded
+        cases.append((channels, h, w, stride, mode, 1 + 2 * (i % 2), 1 + (i // 2) % 2, activations[i % 3]))
+    return cases
+
+
+@pytest.mark.parametrize("channels,h,w,stride,mode,batch,threads,activation", window_cases())
+def test_depthwise3x3(isa, rng, channels, h, w, stride, mode, batch, threads, activation):
+    padding = padding_for(mode, h, w, stride)
+    kernel = rng.standard_normal((3, 3, channels)).astype(np.float32)
+    bias = rng.standard_normal(channels).astype(np.float32)
+    x = rng.standard_normal((batch, h, w, channels)).astype(np.float32)
+    node = Node("dw", "depthwise3x3", ["input"], {"kernel": kernel, "bias": bias}, stride, padding, activation)
+    y = run_poisoned(network(isa, threads, (h, w, channels), node), x)
+    expected = apply_activation(reference.depthwise_conv2d(x, kernel, bias, stride, padding), activation)
+    assert reference.relative_error(y, expected) < TOLERANCE
+
+
+@pytest.mark.parametrize("channels,h,w,stride,mode,batch,threads,activation", window_cases()[::3])
+@pytest.mark.parametrize("in_channels", [1, 3, 8, 17])
+def test_conv3x3(isa, rng, in_channels, channels, h, w, stride, mode, batch, threads, activation):
+    padding = padding_for(mode, h, w, stride)
+    kernel = rng.standard_normal((3, 3, in_channels, channels)).astype(np.float32)
+    bias = rng.standard_normal(channels).astype(np.float32)
+    x = rng.standard_normal((batch, h, w, in_channels)).astype(np.float32)
+    node = Node("conv", "conv3x3", ["input"], {"kernel": kernel, "bias": bias}, stride, padding, activation)
+    y = run_poisoned(network(isa, threads, (h, w, in_channels), node), x)
+    expected = apply_activation(reference.conv2d(x, kernel, bias, stride, padding), activation)
+    assert reference.relative_error(y, expected) < TOLERANCE
+
+
+def gemm_cases():
+    """(pixels h x w, in channels, out channels, batch, threads, activation): rows 1..17 meet
+    every row-tile remainder, channel counts every column-panel and vector remainder."""
+    cases = []
+    for i, (k, n) in enumerate(itertools.product(CHANNELS, CHANNELS)):
+        h = SIZES[i % len(SIZES)]
+        w = SIZES[(5 * i + 2) % len(SIZES)] if i % 4 == 0 else 1
+        cases.append((h, w, k, n, 1 + 2 * (i % 2), 1 + (i // 2) % 2, list(ACTIVATIONS)[i % 3]))
+    # Deep and wide layers as in MobileNet's tail: several cache blocks of weight panels.
+    cases += [(7, 7, 1024, 1024, 1, 2, "relu6"), (7, 7, 1024, 1000, 3, 1, "linear"), (14, 14, 512, 77, 1, 2, "relu")]
+    return cases
+
+
+@pytest.mark.parametrize("h,w,k,n,batch,threads,activation", gemm_cases())
+def test_conv1x1(isa, rng, h, w, k, n, batch, threads, activation):
+    kernel = (rng.standard_normal((k, n)) / np.sqrt(k)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    x = rng.standard_normal((batch, h, w, k)).astype(np.float32)
+    node = Node("pw", "conv1x1", ["input"], {"kernel": kernel, "bias": bias}, activation=activation)
+    y = run_poisoned(network(isa, threads, (h, w, k), node), x)
+    expected = apply_activation(reference.conv2d(x, kernel[np.newaxis, np.newaxis], bias), activation)
+    assert reference.relative_error(y, expected) < TOLERANCE
+
+
+def test_conv1x1_without_bias(isa, rng):
+    kernel = rng.standard_normal((17, 33)).astype(np.float32)
+    x = rng.standard_normal((2, 5, 3, 17)).astype(np.float32)
+    y = run_poisoned(network(isa, 2, (5, 3, 17), Node("pw", "conv1x1", ["input"], {"kernel": kernel})), x)
+    assert reference.relative_error(y, reference.conv2d(x, kernel[np.newaxis, np.newaxis])) < TOLERANCE
+
+
+@pytest.mark.parametrize("h,w,c,units,batch,threads", [
+    (1, 1, 1, 1, 1, 1), (1, 1, 256, 1000, 1, 2), (1, 1, 1280, 1000, 3, 2), (3, 3, 17, 37, 3, 1),
+    (3, 3, 1024, 10, 2, 2), (2, 5, 7, 9, 1, 2), (1, 1, 33, 17, 8, 2),
+])
+def test_dense(isa, rng, h, w, c, units, batch, threads):
+    kernel = (rng.standard_normal((h * w * c, units)) / np.sqrt(h * w * c)).astype(np.float32)
+    bias = rng.standard_normal(units).astype(np.float32)
+    x = rng.standard_normal((batch, h, w, c)).astype(np.float32)
+    y = run_poisoned(network(isa, threads, (h, w, c), Node("fc", "dense", ["input"], {"kernel": kernel, "bias": bias})), x)
+    assert reference.relative_error(y.reshape(batch, units), reference.dense(x, kernel, bias)) < TOLERANCE
+
+
+@pytest.mark.parametrize("h,w,c,batch,threads,activation", [
+    (h, w, c, 1 + 2 * (i % 2), 1 + (i // 2) % 2, list(ACTIVATIONS)[i % 3])
+    for i, (c, (h, w)) in enumerate(itertools.product(CHANNELS, [(1, 1), (3, 5), (17, 16), (112, 112)]))
+])
+def test_add(isa, rng, h, w, c, batch, threads, activation):
+    a = rng.standard_normal((batch, h, w, c)).astype(np.float32)
+    # The second operand is a node's output: a depthwise layer with an identity kernel.
+    identity = np.zeros((3, 3, c), np.float32)
+    identity[1, 1] = 1.0
+    nodes = [
+        Node("copy", "depthwise3x3", ["input"], {"kernel": identity}, 1, (1, 1, 1, 1)),
+        Node("sum", "add", ["input", "copy"], activation=activation),
+    ]
+    y = run_poisoned(network(isa, threads, (h, w, c), *nodes), a)
+    assert reference.relative_error(y, apply_activation(2.0 * a.astype(np.float64), activation)) < TOLERANCE
+
+
+@pytest.mark.parametrize("h,w,c,batch", [(h, w, c, 1 + 2 * (i % 2)) for i, (c, (h, w)) in enumerate(
+    itertools.product(CHANNELS, [(1, 1), (2, 3), (7, 7), (17, 13)]))])
+@pytest.mark.parametrize("op", ["global_avg_pool", "global_max_pool"])
+def test_global_pool(isa, rng, op, h, w, c, batch):
+    x = rng.standard_normal((batch, h, w, c)).astype(np.float32)
+    y = run_poisoned(network(isa, 2, (h, w, c), Node("pool", op, ["input"])), x)
+    expected = x.astype(np.float64).mean(axis=(1, 2)) if op == "global_avg_pool" else x.max(axis=(1, 2))
+    assert reference.relative_error(y.reshape(batch, c), expected) < TOLERANCE
+
+
+@pytest.mark.parametrize("n,batch,scale", [(1, 1, 1.0), (7, 3, 1.0), (8, 1, 30.0), (1000, 2, 10.0), (1001, 1, 0.01), (17, 3, 80.0)])
+def test_softmax(isa, rng, n, batch, scale):
+    x = (rng.standard_normal((batch, 1, 1, n)) * scale).astype(np.float32)
+    y = run_poisoned(network(isa, 1, (1, 1, n), Node("softmax", "softmax", ["input"])), x)
+    assert reference.relative_error(y, reference.softmax(x)) < TOLERANCE
+
+
+def test_isa_paths_present():
+    """On x86-64 with AVX2+FMA both paths run in this same test session; on aarch64, NEON."""
+    import platform
+
+    machine = platform.machine().lower()
+    if machine in ("x86_64", "amd64"):
+        import re
+
+        flags = open("/proc/cpuinfo").read()
+        if re.search(r"\bavx2\b", flags) and re.search(r"\bfma\b", flags):
+            assert _core.available_isas() == ["avx2_fma", "scalar"]
+    elif machine in ("aarch64", "arm64"):
+        assert _core.available_isas() == ["neon", "scalar"]
+    assert _core.available_isas()[-1] == "scalar"
