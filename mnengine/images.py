@@ -11,7 +11,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .graph import Shape
 
-_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
 def _describe(x: Any) -> str:
@@ -110,10 +110,13 @@ def _from_uint8(image: np.ndarray, shape: Shape, preprocessing: str) -> np.ndarr
 def _from_pil(image: Image.Image, shape: Shape, preprocessing: str) -> np.ndarray:
     if shape[2] != 3:
         raise ValueError(f"this model takes {shape[2]} channels per pixel, not RGB images")
-    if image.mode in _SIXTEEN_BIT_MODES:
-        # Pillow's RGB conversion clips 16-bit values at 255; scale to 8 bits instead.
+    if image.mode in _SIXTEEN_BIT_MODES or image.mode == "I":
+        # Pillow's RGB conversion clips 16-bit values at 255; scale them to 8 bits instead.
+        # Mode "I" (32-bit) holds 16-bit PNGs in some Pillow versions, 8-bit data in others.
         wide = np.asarray(image, dtype=np.int64)
-        image = Image.fromarray(np.clip(wide >> 8 if wide.max() > 255 else wide, 0, 255).astype(np.uint8))
+        if image.mode in _SIXTEEN_BIT_MODES or wide.max() > 255:
+            wide = wide >> 8
+        image = Image.fromarray(np.clip(wide, 0, 255).astype(np.uint8))
     if image.mode != "RGB":
         image = image.convert("RGB")
     size = (shape[1], shape[0])  # PIL sizes are (width, height)

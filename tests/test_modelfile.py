@@ -1,0 +1,171 @@
+"""The .bin model format: round trip, and clear ModelFormatErrors for malformed files."""
+
+import json
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+import mnengine
+from mnengine import ModelFormatError
+from mnengine.graph import Graph, Node
+from mnengine.modelfile import MAGIC, load, save
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("models") / "v2.bin"
+    graph = mnengine.models.mobilenet_v2(0.35, 64, labels=[f"class {i}" for i in range(1000)])
+    save(graph, path)
+    return path
+
+
+def rewrite(path, tmp_path, mutate, fix_checksum=True):
+    """Copies the model with `mutate(bytearray)` applied, then recomputes the checksum."""
+    data = bytearray(path.read_bytes())
+    mutate(data)
+    if fix_checksum:
+        data[24:28] = struct.pack("<I", zlib.crc32(bytes(data[32:])))
+    out = tmp_path / "mutated.bin"
+    out.write_bytes(bytes(data))
+    return out
+
+
+def with_header(path, tmp_path, edit):
+    """Copies the model with its JSON header edited by `edit(dict)`, the tensor data moved
+    to the new aligned start and the preamble updated, so only the edit is wrong."""
+    data = path.read_bytes()
+    length = struct.unpack_from("<I", data, 12)[0]
+    header = json.loads(data[32 : 32 + length])
+    edit(header)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    align = lambda n: -(-n // 64) * 64  # noqa: E731
+    tensors = data[align(32 + length) :]
+    body = text + bytes(align(32 + len(text)) - 32 - len(text)) + tensors
+    preamble = struct.pack("<8sIIQII", MAGIC, 1, len(text), 32 + len(body), zlib.crc32(body), 0)
+    out = tmp_path / "edited.bin"
+    out.write_bytes(preamble + body)
+    return out
+
+
+def test_round_trip_preserves_graph(model_path):
+    original = mnengine.models.mobilenet_v2(0.35, 64, labels=[f"class {i}" for i in range(1000)])
+    loaded = load(model_path)
+    assert loaded.name == original.name and loaded.input_shape == original.input_shape
+    assert loaded.labels == original.labels and loaded.preprocessing == "mobilenet"
+    assert loaded.metadata == original.metadata
+    assert [n.name for n in loaded.nodes] == [n.name for n in original.nodes]
+    for a, b in zip(loaded.nodes, original.nodes):
+        assert (a.op, a.inputs, a.stride, tuple(a.padding), a.activation) == (b.op, b.inputs, b.stride, tuple(b.padding), b.activation)
+        assert a.weights.keys() == b.weights.keys()
+        for key in a.weights:
+            np.testing.assert_array_equal(a.weights[key], b.weights[key])
+
+
+def test_tensors_are_aligned_and_mapped_not_copied(model_path):
+    graph = load(model_path)
+    kernel = graph.nodes[0].weights["kernel"]
+    assert not kernel.flags.owndata and not kernel.flags.writeable
+    assert kernel.__array_interface__["data"][0] % 64 == 0
+
+
+def test_engine_runs_loaded_file(model_path):
+    engine = mnengine.Engine(model_path)
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 3)).astype(np.float32)
+    direct = mnengine.Engine(mnengine.models.mobilenet_v2(0.35, 64)).predict(x)
+    np.testing.assert_array_equal(engine.predict(x), direct)
+    assert engine.labels[3] == "class 3"
+
+
+def test_no_partial_file_when_graph_invalid(tmp_path):
+    bad = Graph("bad", (8, 8, 3), [Node("c", "conv1x1", ["input"], {"kernel": np.zeros((4, 2), np.float32)})])
+    with pytest.raises(ModelFormatError, match="kernel shape"):
+        save(bad, tmp_path / "bad.bin")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("length", [0, 5, 31, 32, 100, -1])
+def test_truncated(model_path, tmp_path, length):
+    data = model_path.read_bytes()
+    path = tmp_path / "cut.bin"
+    path.write_bytes(data[:length] if length >= 0 else data[:-1])
+    with pytest.raises(ModelFormatError, match="too short|truncated"):
+        load(path)
+
+
+def test_wrong_magic(model_path, tmp_path):
+    path = rewrite(model_path, tmp_path, lambda d: d.__setitem__(slice(0, 8), b"NOTMNENG"), fix_checksum=False)
+    with pytest.raises(ModelFormatError, match="not an mnengine model"):
+        load(path)
+
+
+def test_other_file_type(tmp_path):
+    path = tmp_path / "photo.bin"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    with pytest.raises(ModelFormatError, match="not an mnengine model"):
+        mnengine.Engine(path)
+
+
+def test_wrong_version(model_path, tmp_path):
+    path = rewrite(model_path, tmp_path, lambda d: d.__setitem__(slice(8, 12), struct.pack("<I", 99)), fix_checksum=False)
+    with pytest.raises(ModelFormatError, match="version 99 is not supported; this mnengine reads version 1"):
+        load(path)
+
+
+@pytest.mark.parametrize("where", ["header", "weights", "last byte"])
+def test_checksum_mismatch(model_path, tmp_path, where):
+    size = model_path.stat().st_size
+    offset = {"header": 40, "weights": size // 2, "last byte": size - 1}[where]
+
+    def flip(d):
+        d[offset] ^= 0x10
+
+    path = rewrite(model_path, tmp_path, flip, fix_checksum=False)
+    with pytest.raises(ModelFormatError, match="checksum mismatch"):
+        load(path)
+
+
+def test_header_not_json(model_path, tmp_path):
+    path = rewrite(model_path, tmp_path, lambda d: d.__setitem__(slice(32, 36), b"\xff\xfe{["))
+    with pytest.raises(ModelFormatError, match="not valid UTF-8 JSON"):
+        load(path)
+
+
+def test_header_length_beyond_file(model_path, tmp_path):
+    path = rewrite(model_path, tmp_path, lambda d: d.__setitem__(slice(12, 16), struct.pack("<I", 1 << 31)))
+    with pytest.raises(ModelFormatError, match="header length"):
+        load(path)
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda h: h["nodes"][3].__setitem__("op", "lstm"), "unknown operator"),
+    (lambda h: h["nodes"][3].__setitem__("inputs", ["nowhere"]), "not produced by an earlier node"),
+    (lambda h: h["nodes"][0].__setitem__("stride", 3), "stride must be 1 or 2"),
+    (lambda h: h["nodes"][0].__setitem__("padding", [0, 1]), "padding must have 4 values"),
+    (lambda h: h["nodes"][0].__setitem__("activation", "gelu"), "activation must be one of"),
+    (lambda h: h["nodes"][1]["weights"].__setitem__("kernel", 10 ** 6), "does not exist"),
+    (lambda h: h["tensors"][0].__setitem__("shape", [3, 3, 4, 16]), "kernel shape"),
+    (lambda h: h["tensors"][0].__setitem__("shape", [3, 3, 3, 17]), "bias shape"),
+    (lambda h: h["tensors"][0].__setitem__("shape", [1 << 20, 1 << 20, 1 << 20]), "does not lie aligned within"),
+    (lambda h: h["tensors"][0].__setitem__("offset", 3), "does not lie aligned within"),
+    (lambda h: h["tensors"][1].__setitem__("shape", [-3]), "non-negative integers"),
+    (lambda h: h.__setitem__("input_shape", [64, 64]), "input shape must be"),
+    (lambda h: h.__setitem__("input_shape", [64, 0, 3]), "input shape must be"),
+    (lambda h: h.__setitem__("labels", ["a", "b"]), "2 labels for 1000 outputs"),
+    (lambda h: h.__setitem__("labels", [1] * 3), "labels must be a list of strings"),
+    (lambda h: h.__delitem__("nodes"), "missing field 'nodes'"),
+    (lambda h: h.__setitem__("nodes", []), "no nodes"),
+    (lambda h: h.__setitem__("preprocessing", "caffe"), "preprocessing must be one of"),
+    (lambda h: h["nodes"].__setitem__(2, "node"), "expected a JSON object"),
+    (lambda h: h["nodes"][5].__setitem__("name", h["nodes"][4]["name"]), "duplicate node name"),
+])
+def test_inconsistent_header(model_path, tmp_path, edit, message):
+    path = with_header(model_path, tmp_path, edit)
+    with pytest.raises(ModelFormatError, match=message):
+        mnengine.Engine(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        mnengine.Engine(tmp_path / "absent.bin")
