@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -121,6 +122,22 @@ PYBIND11_MODULE(_core, m) {
     for (const auto* set : mnengine::available_kernel_sets()) names.emplace_back(set->isa);
     return names;
   }, "Instruction sets this build and CPU can run, best first.");
+
+  m.def("measure_fma_peak", [](const std::string& isa, double seconds) {
+    const mnengine::KernelSet& set = mnengine::select_kernel_set(isa);
+    py::gil_scoped_release release;
+    float sink = 0.0f;
+    uint64_t iterations = 1 << 16;
+    for (;;) {  // grow the run until it lasts long enough to time
+      const auto start = std::chrono::steady_clock::now();
+      const uint64_t flops = set.fma_peak(iterations, &sink);
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (elapsed >= seconds || iterations >= (uint64_t{1} << 40)) return flops / elapsed / 1e9;
+      iterations *= 2;
+    }
+  }, py::arg("isa"), py::arg("seconds") = 0.1,
+  "Single-thread float32 FMA throughput of one core in GFLOP/s, from a register-only loop "
+  "with the given ISA's kernels, run for at least `seconds`.");
 
   py::class_<Network>(m, "Network")
       .def(py::init(&make_network), py::arg("isa"), py::arg("threads"), py::arg("input_shape"),

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "common.h"
 
@@ -36,6 +37,11 @@ using GlobalPoolFn = void (*)(size_t pixels, size_t channels, const float* x, fl
 // f32-softmax over one row of n values.
 using SoftmaxFn = void (*)(size_t n, const float* x, float* y);
 
+// A tight loop of independent register-only FMAs, for measuring the machine's peak: runs
+// `iterations` rounds and returns the floating-point operations executed (2 per lane per FMA).
+// `sink` receives a value derived from the accumulators so the loop cannot be elided.
+using FmaPeakFn = uint64_t (*)(uint64_t iterations, float* sink);
+
 struct KernelSet {
   const char* isa;
   size_t gemm_mr;
@@ -47,6 +53,7 @@ struct KernelSet {
   GlobalPoolFn global_avg_pool;
   GlobalPoolFn global_max_pool;
   SoftmaxFn softmax;
+  FmaPeakFn fma_peak;
 };
 
 const KernelSet& scalar_kernels();

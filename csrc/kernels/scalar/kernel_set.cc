@@ -11,6 +11,7 @@ const KernelSet& scalar_kernels() {
       f32_gavgpool__scalar,
       f32_gmaxpool__scalar,
       f32_softmax__scalar,
+      f32_fma_peak__scalar,
   };
   return set;
 }

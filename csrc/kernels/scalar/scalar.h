@@ -14,6 +14,7 @@ void f32_vadd__scalar(size_t n, const float* a, const float* b, float* y, Clamp 
 void f32_gavgpool__scalar(size_t pixels, size_t channels, const float* x, float* y);
 void f32_gmaxpool__scalar(size_t pixels, size_t channels, const float* x, float* y);
 void f32_softmax__scalar(size_t n, const float* x, float* y);
+uint64_t f32_fma_peak__scalar(uint64_t iterations, float* sink);
 
 // NaN-propagating clamp shared by the scalar kernels.
 inline float clamp_value(float x, Clamp clamp) {

@@ -12,6 +12,7 @@ const KernelSet& avx2_fma_kernels() {
       f32_gavgpool__avx2,
       f32_gmaxpool__avx2,
       f32_softmax__scalar,
+      f32_fma_peak__avx2_fma,
   };
   return set;
 }
