@@ -11,6 +11,15 @@ constexpr size_t kGemmBlockBytes = 256 * 1024;
 // Elements per task of element-wise operators: large enough to amortise the dispatch.
 constexpr size_t kElementwiseChunk = 16 * 1024;
 
+// Short copies (a few floats per call in im2col): a plain loop, not a call to memcpy.
+inline void copy_floats(const float* from, size_t count, float* to) {
+  for (size_t i = 0; i < count; ++i) to[i] = from[i];
+}
+
+inline void fill_floats(float* to, size_t count, float value) {
+  for (size_t i = 0; i < count; ++i) to[i] = value;
+}
+
 class GemmOperator final : public Operator {
  public:
   GemmOperator(const KernelSet& kernels, size_t rows_per_image, size_t k, size_t n,
@@ -98,14 +107,25 @@ class Conv3x3Operator final : public Operator {
     const size_t c = in_.channels;
     for (size_t ox = 0; ox < out_.width; ++ox) {
       float* patch = scratch + ox * patch_;
-      for (size_t ky = 0; ky < 3; ++ky) {
+      const size_t ix0 = ox * stride_ - padding_.left;  // wraps left of the image
+      const bool columns_inside = ix0 < in_.width && ix0 + 2 < in_.width;
+      for (size_t ky = 0; ky < 3; ++ky, patch += 3 * c) {
         const size_t iy = oy * stride_ + ky - padding_.top;  // wraps above the image
-        for (size_t kx = 0; kx < 3; ++kx, patch += c) {
-          const size_t ix = ox * stride_ + kx - padding_.left;
-          if (iy < in_.height && ix < in_.width) {
-            std::copy_n(in + (iy * in_.width + ix) * c, c, patch);
-          } else {
-            std::fill_n(patch, c, 0.0f);
+        if (iy >= in_.height) {
+          fill_floats(patch, 3 * c, 0.0f);
+          continue;
+        }
+        const float* row = in + iy * in_.width * c;
+        if (columns_inside) {
+          copy_floats(row + ix0 * c, 3 * c, patch);  // the 3 pixels are adjacent in NHWC
+        } else {
+          for (size_t kx = 0; kx < 3; ++kx) {
+            const size_t ix = ix0 + kx;
+            if (ix < in_.width) {
+              copy_floats(row + ix * c, c, patch + kx * c);
+            } else {
+              fill_floats(patch + kx * c, c, 0.0f);
+            }
           }
         }
       }
