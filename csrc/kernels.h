@@ -19,6 +19,13 @@ namespace mnengine {
 using GemmFn = void (*)(size_t mr, size_t nc, size_t kc, const float* a, size_t a_stride,
                         const float* packed_w, float* c, size_t c_stride, Clamp clamp);
 
+// f32-igemm: the same product with each row of A gathered from `ks` segments of kc floats:
+// row i's segment s starts at a[s * mr + i] (the indirection of XNNPACK's igemm), so a
+// convolution multiplies its input windows in place instead of copying them (im2col).
+// The packed weights are those of a GEMM with k = ks * kc.
+using IgemmFn = void (*)(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a,
+                         const float* packed_w, float* c, size_t c_stride, Clamp clamp);
+
 // f32-dwconv 3x3: one output row of a depthwise 3x3 convolution over `channels` channels.
 // `rows` are the three input rows under the kernel (each in_width * channels floats; a zero
 // row where the kernel overhangs the top or bottom). Input column ix = ox * stride - pad_left
@@ -47,6 +54,7 @@ struct KernelSet {
   size_t gemm_mr;
   size_t gemm_nr;
   GemmFn gemm;
+  IgemmFn igemm;  // same MR, NR and packing as gemm
   size_t dwconv_cr;
   DwConv3x3Fn dwconv3x3;
   VAddFn vadd;

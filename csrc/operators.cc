@@ -1,6 +1,7 @@
 #include "operators.h"
 
 #include <algorithm>
+#include <stdexcept>
 
 namespace mnengine {
 namespace {
@@ -11,14 +12,8 @@ constexpr size_t kGemmBlockBytes = 256 * 1024;
 // Elements per task of element-wise operators: large enough to amortise the dispatch.
 constexpr size_t kElementwiseChunk = 16 * 1024;
 
-// Short copies (a few floats per call in im2col): a plain loop, not a call to memcpy.
-inline void copy_floats(const float* from, size_t count, float* to) {
-  for (size_t i = 0; i < count; ++i) to[i] = from[i];
-}
-
-inline void fill_floats(float* to, size_t count, float value) {
-  for (size_t i = 0; i < count; ++i) to[i] = value;
-}
+// The largest gemm_mr of any kernel set: sizes the IGEMM pointer arrays on the stack.
+constexpr size_t kMaxGemmRows = 8;
 
 class GemmOperator final : public Operator {
  public:
@@ -85,8 +80,10 @@ class GemmOperator final : public Operator {
   size_t panels_per_block_;
 };
 
-// Full 3x3 convolution: each task gathers one output row's 3x3xC patches (im2col, zeros
-// where the window overhangs) into scratch and multiplies them by the packed kernel.
+// Full 3x3 convolution as an IGEMM: each output pixel's window is three runs of 3 x C_in
+// adjacent input values (one per kernel row), multiplied in place. Only windows that
+// overhang the left or right edge are assembled, zero-padded, in scratch; rows above or
+// below the image point at a zero run. Each task computes one output row.
 class Conv3x3Operator final : public Operator {
  public:
   Conv3x3Operator(const KernelSet& kernels, Shape in, size_t out_channels, size_t stride,
@@ -94,59 +91,66 @@ class Conv3x3Operator final : public Operator {
       : kernels_(kernels), in_(in), stride_(stride), padding_(padding),
         out_{conv3x3_output_size(in.height, padding.top, padding.bottom, stride),
              conv3x3_output_size(in.width, padding.left, padding.right, stride), out_channels},
-        patch_(9 * in.channels),
-        packed_(pack_gemm_weights(patch_, out_channels, kernels.gemm_nr, kernel, bias)),
-        clamp_(clamp) {}
+        run_(3 * in.channels),
+        packed_(pack_gemm_weights(3 * run_, out_channels, kernels.gemm_nr, kernel, bias)),
+        zero_run_(run_), clamp_(clamp) {
+    if (kernels.gemm_mr > kMaxGemmRows) throw std::logic_error("gemm_mr exceeds kMaxGemmRows");
+    for (size_t ox = 0; ox < out_.width; ++ox) border_columns_ += window_inside(ox) ? 0 : 1;
+  }
 
   size_t task_count(size_t batch) const override { return batch * out_.height; }
-  size_t scratch_floats() const override { return out_.width * patch_; }
+  size_t scratch_floats() const override { return border_columns_ * 3 * run_; }
 
   void run_task(size_t task, const Tensors& tensors, float* scratch) const override {
     const size_t image = task / out_.height, oy = task % out_.height;
     const float* in = tensors.input0 + image * in_.size();
-    const size_t c = in_.channels;
-    for (size_t ox = 0; ox < out_.width; ++ox) {
-      float* patch = scratch + ox * patch_;
-      const size_t ix0 = ox * stride_ - padding_.left;  // wraps left of the image
-      const bool columns_inside = ix0 < in_.width && ix0 + 2 < in_.width;
-      for (size_t ky = 0; ky < 3; ++ky, patch += 3 * c) {
-        const size_t iy = oy * stride_ + ky - padding_.top;  // wraps above the image
-        if (iy >= in_.height) {
-          fill_floats(patch, 3 * c, 0.0f);
-          continue;
-        }
-        const float* row = in + iy * in_.width * c;
-        if (columns_inside) {
-          copy_floats(row + ix0 * c, 3 * c, patch);  // the 3 pixels are adjacent in NHWC
-        } else {
-          for (size_t kx = 0; kx < 3; ++kx) {
-            const size_t ix = ix0 + kx;
-            if (ix < in_.width) {
-              copy_floats(row + ix * c, c, patch + kx * c);
-            } else {
-              fill_floats(patch + kx * c, c, 0.0f);
+    float* out = tensors.output + (image * out_.height + oy) * out_.width * out_.channels;
+    const size_t mr = kernels_.gemm_mr, c = in_.channels;
+    float* patch = scratch;
+    for (size_t ox0 = 0; ox0 < out_.width; ox0 += mr) {
+      const size_t rows = std::min(mr, out_.width - ox0);
+      const float* a[3 * kMaxGemmRows];
+      for (size_t i = 0; i < rows; ++i) {
+        const size_t ox = ox0 + i;
+        const size_t ix0 = ox * stride_ - padding_.left;  // wraps left of the image
+        for (size_t ky = 0; ky < 3; ++ky) {
+          const size_t iy = oy * stride_ + ky - padding_.top;  // wraps above the image
+          const float*& run = a[ky * rows + i];
+          if (iy >= in_.height) {
+            run = zero_run_.data();
+          } else if (window_inside(ox)) {
+            run = in + (iy * in_.width + ix0) * c;
+          } else {
+            for (size_t kx = 0; kx < 3; ++kx) {
+              const size_t ix = ix0 + kx;
+              for (size_t j = 0; j < c; ++j) patch[kx * c + j] = ix < in_.width ? in[(iy * in_.width + ix) * c + j] : 0.0f;
             }
+            run = patch;
+            patch += run_;
           }
         }
       }
-    }
-    float* out = tensors.output + (image * out_.height + oy) * out_.width * out_.channels;
-    const size_t mr = kernels_.gemm_mr;
-    for (size_t ox = 0; ox < out_.width; ox += mr) {
-      kernels_.gemm(std::min(mr, out_.width - ox), out_.channels, patch_, scratch + ox * patch_,
-                    patch_, packed_.data(), out + ox * out_.channels, out_.channels, clamp_);
+      kernels_.igemm(rows, out_.channels, run_, 3, a, packed_.data(), out + ox0 * out_.channels,
+                     out_.channels, clamp_);
     }
   }
 
  private:
+  bool window_inside(size_t ox) const {
+    const size_t ix0 = ox * stride_ - padding_.left;  // wraps left of the image
+    return ix0 < in_.width && ix0 + 2 < in_.width;
+  }
+
   const KernelSet& kernels_;
   Shape in_;
   size_t stride_;
   Padding padding_;
   Shape out_;
-  size_t patch_;
+  size_t run_;  // floats in one kernel row of a window: 3 pixels x C_in
   AlignedBuffer packed_;
+  AlignedBuffer zero_run_;
   Clamp clamp_;
+  size_t border_columns_ = 0;
 };
 
 class Depthwise3x3Operator final : public Operator {

@@ -9,6 +9,8 @@ namespace mnengine {
 
 void f32_gemm_6x16__avx2_fma(size_t mr, size_t nc, size_t kc, const float* a, size_t a_stride,
                              const float* packed_w, float* c, size_t c_stride, Clamp clamp);
+void f32_igemm_6x16__avx2_fma(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a,
+                              const float* packed_w, float* c, size_t c_stride, Clamp clamp);
 void f32_dwconv3x3__avx2_fma(size_t channels, size_t out_width, size_t in_width, size_t stride,
                              size_t pad_left, const float* const* rows, const float* packed_w,
                              float* out, Clamp clamp);

@@ -1,83 +1,108 @@
-// f32-gemm 6x16 avx2-fma: up to 6 rows of A against 16-column panels of packed weights.
-// Registers: 12 accumulators (6 rows x 2 ymm), 2 weight vectors, 1 broadcast of A. Row
-// counts below 6 (the last tile of a layer, or a batch-1 dense layer) run a kernel compiled
-// for exactly that many rows rather than repeating a row.
+// f32-gemm 6x16 avx2-fma and f32-igemm 6x16 avx2-fma: up to 6 rows of A against 16-column
+// panels of packed weights. Registers: 12 accumulators (6 rows x 2 ymm), 2 weight vectors,
+// 1 broadcast of A. Each row count 1..6 has its own instantiation (no repeated rows), and a
+// last panel of 8 columns or fewer computes only its low half.
+//
+// The per-row code is written as fold expressions over an index sequence, so every
+// accumulator index is a constant from the start: with plain loops over rows GCC keeps the
+// accumulator arrays in memory and stores them on every iteration.
+#include <utility>
+
 #include "avx2_helpers.h"
 
 namespace mnengine {
 namespace {
 
+// Row i's step of a 16-column panel: one broadcast of A, two FMAs.
+inline void step16(const float* a_ik, __m256 b_lo, __m256 b_hi, __m256& lo, __m256& hi) {
+  const __m256 a = _mm256_broadcast_ss(a_ik);
+  lo = _mm256_fmadd_ps(a, b_lo, lo);
+  hi = _mm256_fmadd_ps(a, b_hi, hi);
+}
+
+// Masked stores are slow on AMD cores: only a partial high half uses one.
+inline void store16(float* c, __m256 lo, __m256 hi, size_t columns, __m256 vmin, __m256 vmax) {
+  _mm256_storeu_ps(c, avx2::clamp(lo, vmin, vmax));
+  if (columns >= 16) {
+    _mm256_storeu_ps(c + 8, avx2::clamp(hi, vmin, vmax));
+  } else {
+    _mm256_maskstore_ps(c + 8, avx2::tail_mask(columns - 8), avx2::clamp(hi, vmin, vmax));
+  }
+}
+
+// One 16-column panel for rows I..., storing its first `columns` (9..16) columns.
+template <size_t... I>
+inline void panel16(std::index_sequence<I...>, size_t kc, size_t ks, const float* const* a,
+                    const float* w, float* const* c, size_t columns, __m256 vmin, __m256 vmax) {
+  constexpr size_t kRows = sizeof...(I);
+  const __m256 bias_lo = _mm256_load_ps(w), bias_hi = _mm256_load_ps(w + 8);
+  __m256 lo[kRows] = {(static_cast<void>(I), bias_lo)...};
+  __m256 hi[kRows] = {(static_cast<void>(I), bias_hi)...};
+  w += 16;
+  for (size_t s = 0; s < ks; ++s, a += kRows) {
+    const float* row[kRows] = {a[I]...};
+    for (size_t k = 0; k < kc; ++k, w += 16) {
+      const __m256 b_lo = _mm256_load_ps(w), b_hi = _mm256_load_ps(w + 8);
+      (step16(row[I] + k, b_lo, b_hi, lo[I], hi[I]), ...);
+    }
+  }
+  (store16(c[I], lo[I], hi[I], columns, vmin, vmax), ...);
+}
+
+// The low half of a panel, when 8 or fewer columns are left: half the multiply-adds.
+template <size_t... I>
+inline void panel8(std::index_sequence<I...>, size_t kc, size_t ks, const float* const* a,
+                   const float* w, float* const* c, size_t columns, __m256 vmin, __m256 vmax) {
+  constexpr size_t kRows = sizeof...(I);
+  const __m256 bias = _mm256_load_ps(w);
+  __m256 lo[kRows] = {(static_cast<void>(I), bias)...};
+  w += 16;
+  for (size_t s = 0; s < ks; ++s, a += kRows) {
+    const float* row[kRows] = {a[I]...};
+    for (size_t k = 0; k < kc; ++k, w += 16) {
+      const __m256 b = _mm256_load_ps(w);
+      ((lo[I] = _mm256_fmadd_ps(_mm256_broadcast_ss(row[I] + k), b, lo[I])), ...);
+    }
+  }
+  const __m256i mask = avx2::tail_mask(columns);
+  (_mm256_maskstore_ps(c[I], mask, avx2::clamp(lo[I], vmin, vmax)), ...);
+}
+
 template <size_t kRows>
-void gemm_rows(size_t nc, size_t kc, const float* a, size_t a_stride, const float* w, float* c,
-               size_t c_stride, Clamp clamp) {
+void igemm_rows(size_t nc, size_t kc, size_t ks, const float* const* a, const float* w,
+                float* c, size_t c_stride, Clamp clamp) {
+  const auto rows = std::make_index_sequence<kRows>();
   const __m256 vmin = _mm256_set1_ps(clamp.min);
   const __m256 vmax = _mm256_set1_ps(clamp.max);
-  const float* a_row[kRows];
   float* c_row[kRows];
-  for (size_t i = 0; i < kRows; ++i) {
-    a_row[i] = a + i * a_stride;
-    c_row[i] = c + i * c_stride;
+  for (size_t i = 0; i < kRows; ++i) c_row[i] = c + i * c_stride;
+  const size_t panel_floats = (1 + ks * kc) * 16;
+  for (; nc > 8; nc = nc > 16 ? nc - 16 : 0, w += panel_floats) {
+    panel16(rows, kc, ks, a, w, c_row, nc, vmin, vmax);
+    for (size_t i = 0; i < kRows; ++i) c_row[i] += 16;
   }
-  while (nc != 0) {
-    __m256 lo[kRows], hi[kRows];  // columns 0-7 and 8-15 of each row
-    lo[0] = _mm256_load_ps(w);
-    hi[0] = _mm256_load_ps(w + 8);
-    for (size_t i = 1; i < kRows; ++i) {
-      lo[i] = lo[0];
-      hi[i] = hi[0];
-    }
-    w += 16;
-    for (size_t k = 0; k < kc; ++k, w += 16) {
-      const __m256 b_lo = _mm256_load_ps(w);
-      const __m256 b_hi = _mm256_load_ps(w + 8);
-      for (size_t i = 0; i < kRows; ++i) {
-        const __m256 a_ik = _mm256_broadcast_ss(a_row[i] + k);
-        lo[i] = _mm256_fmadd_ps(a_ik, b_lo, lo[i]);
-        hi[i] = _mm256_fmadd_ps(a_ik, b_hi, hi[i]);
-      }
-    }
-    for (size_t i = 0; i < kRows; ++i) {
-      lo[i] = avx2::clamp(lo[i], vmin, vmax);
-      hi[i] = avx2::clamp(hi[i], vmin, vmax);
-    }
-    if (nc >= 16) {
-      for (size_t i = 0; i < kRows; ++i) {
-        _mm256_storeu_ps(c_row[i], lo[i]);
-        _mm256_storeu_ps(c_row[i] + 8, hi[i]);
-        c_row[i] += 16;
-      }
-      nc -= 16;
-    } else {
-      // Partial panel: the low 8 columns whole if there are 8 or more, the rest masked.
-      if (nc >= 8) {
-        for (size_t i = 0; i < kRows; ++i) {
-          _mm256_storeu_ps(c_row[i], lo[i]);
-          lo[i] = hi[i];
-          c_row[i] += 8;
-        }
-        nc -= 8;
-      }
-      if (nc != 0) {
-        const __m256i mask = avx2::tail_mask(nc);
-        for (size_t i = 0; i < kRows; ++i) _mm256_maskstore_ps(c_row[i], mask, lo[i]);
-      }
-      nc = 0;
-    }
-  }
+  if (nc != 0) panel8(rows, kc, ks, a, w, c_row, nc, vmin, vmax);
 }
 
 }  // namespace
 
+void f32_igemm_6x16__avx2_fma(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a,
+                              const float* w, float* c, size_t c_stride, Clamp clamp) {
+  switch (mr) {
+    case 1: return igemm_rows<1>(nc, kc, ks, a, w, c, c_stride, clamp);
+    case 2: return igemm_rows<2>(nc, kc, ks, a, w, c, c_stride, clamp);
+    case 3: return igemm_rows<3>(nc, kc, ks, a, w, c, c_stride, clamp);
+    case 4: return igemm_rows<4>(nc, kc, ks, a, w, c, c_stride, clamp);
+    case 5: return igemm_rows<5>(nc, kc, ks, a, w, c, c_stride, clamp);
+    default: return igemm_rows<6>(nc, kc, ks, a, w, c, c_stride, clamp);
+  }
+}
+
 void f32_gemm_6x16__avx2_fma(size_t mr, size_t nc, size_t kc, const float* a, size_t a_stride,
                              const float* w, float* c, size_t c_stride, Clamp clamp) {
-  switch (mr) {
-    case 1: return gemm_rows<1>(nc, kc, a, a_stride, w, c, c_stride, clamp);
-    case 2: return gemm_rows<2>(nc, kc, a, a_stride, w, c, c_stride, clamp);
-    case 3: return gemm_rows<3>(nc, kc, a, a_stride, w, c, c_stride, clamp);
-    case 4: return gemm_rows<4>(nc, kc, a, a_stride, w, c, c_stride, clamp);
-    case 5: return gemm_rows<5>(nc, kc, a, a_stride, w, c, c_stride, clamp);
-    default: return gemm_rows<6>(nc, kc, a, a_stride, w, c, c_stride, clamp);
-  }
+  const float* rows[6];
+  for (size_t i = 0; i < mr; ++i) rows[i] = a + i * a_stride;
+  f32_igemm_6x16__avx2_fma(mr, nc, kc, 1, rows, w, c, c_stride, clamp);
 }
 
 }  // namespace mnengine
