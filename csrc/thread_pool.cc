@@ -41,7 +41,7 @@ DenormalsFlushed::~DenormalsFlushed() {
 #endif
 }
 
-ThreadPool::ThreadPool(size_t threads) {
+ThreadPool::ThreadPool(size_t threads) : shares_(threads) {
   for (size_t t = 1; t < threads; ++t) workers_.emplace_back([this, t] { worker_loop(t); });
 }
 
@@ -55,8 +55,12 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::run_tasks(size_t thread) {
-  for (size_t i = next_index_.fetch_add(1); i < count_; i = next_index_.fetch_add(1))
-    task_(context_, i, thread);
+  const size_t threads = shares_.size();
+  for (size_t k = 0; k < threads; ++k) {
+    Share& share = shares_[(thread + k) % threads];
+    for (size_t i = share.next.fetch_add(1); i < share.end; i = share.next.fetch_add(1))
+      task_(context_, i, thread);
+  }
 }
 
 void ThreadPool::run(size_t count, TaskFn task, const void* context) {
@@ -66,8 +70,11 @@ void ThreadPool::run(size_t count, TaskFn task, const void* context) {
   }
   task_ = task;
   context_ = context;
-  count_ = count;
-  next_index_.store(0);
+  const size_t threads = shares_.size();
+  for (size_t t = 0; t < threads; ++t) {
+    shares_[t].next.store(count * t / threads);
+    shares_[t].end = count * (t + 1) / threads;
+  }
   workers_done_.store(0);
   {
     std::lock_guard<std::mutex> lock(mutex_);

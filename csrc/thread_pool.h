@@ -37,12 +37,22 @@ class ThreadPool {
   // Calls task(context, index, thread) for every index in [0, count) and returns when all
   // are done; `thread` in [0, threads()) tells which scratch space to use. Not reentrant:
   // one caller at a time (the Network serialises access).
+  //
+  // Thread t first runs the t-th contiguous share of the indices, then helps the others
+  // with what remains of theirs. Consecutive operators split their rows alike, so each
+  // thread mostly reads activations it wrote itself, from its own core's cache.
   using TaskFn = void (*)(const void* context, size_t index, size_t thread);
   void run(size_t count, TaskFn task, const void* context);
 
  private:
   void worker_loop(size_t thread);
   void run_tasks(size_t thread);
+
+  // The indices of one thread's share not yet taken, on a cache line of its own.
+  struct alignas(64) Share {
+    std::atomic<size_t> next{0};
+    size_t end = 0;
+  };
 
   std::vector<std::thread> workers_;
   std::mutex mutex_;
@@ -52,8 +62,7 @@ class ThreadPool {
   // The current job, published by the release increment of generation_.
   TaskFn task_ = nullptr;
   const void* context_ = nullptr;
-  size_t count_ = 0;
-  std::atomic<size_t> next_index_{0};
+  std::vector<Share> shares_;
   std::atomic<size_t> workers_done_{0};
 };
 
