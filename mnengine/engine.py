@@ -69,6 +69,7 @@ class Engine:
             raise ModelFormatError(f"{graph.name}: {e}") from None
         out = self._network.output_shape
         self._output_shape: Tuple[int, ...] = (out[2],) if out[:2] == (1, 1) else tuple(out)
+        self._num_classes = int(np.prod(self._output_shape))
         self._name = graph.name
         self._preprocessing = graph.preprocessing
         self._labels = list(graph.labels) if graph.labels is not None else None
@@ -98,7 +99,7 @@ class Engine:
     @property
     def num_classes(self) -> int:
         """Values per image in the output (the classes of a classifier)."""
-        return int(np.prod(self._output_shape))
+        return self._num_classes
 
     @property
     def labels(self) -> Optional[List[str]]:
@@ -141,8 +142,8 @@ class Engine:
         (N, H, W, C) or (H, W, C). Images are resized (bilinear) to the input size and
         preprocessed as the model file says (MobileNet's x / 127.5 - 1 by default).
         """
-        batch = self.preprocess(x)
-        out = np.empty((batch.shape[0], self.num_classes), np.float32)
+        batch = to_batch(x, self._network.input_shape, self._preprocessing)
+        out = np.empty((batch.shape[0], self._num_classes), np.float32)
         self._network.run(batch, out)
         return out.reshape((batch.shape[0],) + self._output_shape)
 
