@@ -160,7 +160,7 @@ def test_global_pool(isa, rng, op, h, w, c, batch):
     assert reference.relative_error(y.reshape(batch, c), expected) < TOLERANCE
 
 
-@pytest.mark.parametrize("n,batch,scale", [(1, 1, 1.0), (7, 3, 1.0), (8, 1, 30.0), (1000, 2, 10.0), (1001, 1, 0.01), (17, 3, 80.0)])
+@pytest.mark.parametrize("n,batch,scale", [(1, 1, 1.0), (7, 3, 1.0), (8, 1, 30.0), (1000, 2, 10.0), (1001, 1, 0.01), (17, 3, 80.0), (9, 2, 1000.0), (33, 1, 100.0)])
 def test_softmax(isa, rng, n, batch, scale):
     x = (rng.standard_normal((batch, 1, 1, n)) * scale).astype(np.float32)
     y = run_poisoned(network(isa, 1, (1, 1, n), Node("softmax", "softmax", ["input"])), x)

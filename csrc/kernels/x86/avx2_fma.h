@@ -17,6 +17,7 @@ void f32_dwconv3x3__avx2_fma(size_t channels, size_t out_width, size_t in_width,
 void f32_vadd__avx2(size_t n, const float* a, const float* b, float* y, Clamp clamp);
 void f32_gavgpool__avx2(size_t pixels, size_t channels, const float* x, float* y);
 void f32_gmaxpool__avx2(size_t pixels, size_t channels, const float* x, float* y);
+void f32_softmax__avx2_fma(size_t n, const float* x, float* y);
 uint64_t f32_fma_peak__avx2_fma(uint64_t iterations, float* sink);
 
 }  // namespace mnengine

@@ -1,4 +1,3 @@
-#include "../scalar/scalar.h"
 #include "avx2_fma.h"
 
 namespace mnengine {
@@ -12,7 +11,7 @@ const KernelSet& avx2_fma_kernels() {
       f32_vadd__avx2,
       f32_gavgpool__avx2,
       f32_gmaxpool__avx2,
-      f32_softmax__scalar,
+      f32_softmax__avx2_fma,
       f32_fma_peak__avx2_fma,
   };
   return set;
