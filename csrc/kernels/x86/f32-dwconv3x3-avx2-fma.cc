@@ -29,12 +29,13 @@ struct Lanes {
   }
 };
 
-// kPixels adjacent output pixels whose windows lie inside the image. `rows` point at the
-// first input column of the first window (channel offset applied), `w` at the group's
+// kPixels adjacent output pixels. Their windows span kColumns input columns, of which the
+// first kSkipLeft and the last kSkipRight lie outside the image (zero padding) and are not
+// read. `rows` point at the first column read (channel offset applied), `w` at the group's
 // packed [bias][9 taps] weights.
-template <size_t kStride, size_t kPixels, bool kMasked>
-inline void interior_pixels(Lanes<kMasked> lanes, size_t channels, const float* const* rows,
-                            const float* w, float* out, __m256 vmin, __m256 vmax) {
+template <size_t kStride, size_t kPixels, size_t kSkipLeft, size_t kSkipRight, bool kMasked>
+inline void window_pixels(Lanes<kMasked> lanes, size_t channels, const float* const* rows,
+                          const float* w, float* out, __m256 vmin, __m256 vmax) {
   constexpr size_t kColumns = (kPixels - 1) * kStride + 3;
   __m256 acc[kPixels];
   const __m256 bias = _mm256_load_ps(w);
@@ -44,8 +45,8 @@ inline void interior_pixels(Lanes<kMasked> lanes, size_t channels, const float* 
     const __m256 k1 = _mm256_load_ps(w + 8 + (ky * 3 + 1) * 8);
     const __m256 k2 = _mm256_load_ps(w + 8 + (ky * 3 + 2) * 8);
     const float* row = rows[ky];
-    for (size_t column = 0; column < kColumns; ++column) {
-      const __m256 x = lanes.load(row + column * channels);
+    for (size_t column = kSkipLeft; column + kSkipRight < kColumns; ++column) {
+      const __m256 x = lanes.load(row + (column - kSkipLeft) * channels);
       // Output pixel p sees this column through tap kx = column - p * stride.
       for (size_t p = 0; p < kPixels; ++p) {
         const size_t kx = column - p * kStride;  // wraps to huge when p's window starts later
@@ -73,21 +74,22 @@ inline void border_pixel(Lanes<kMasked> lanes, size_t channels, size_t in_width,
   lanes.store(out, avx2::clamp(acc, vmin, vmax));
 }
 
-// All channel groups of the pixels [ox, ox + kPixels), full groups then the masked tail.
-template <size_t kStride, size_t kPixels>
-inline void pixels_all_groups(size_t channels, size_t ix0, const float* const* rows,
+// All channel groups of kPixels pixels whose first column read is `first_column`: full
+// groups, then the masked tail.
+template <size_t kStride, size_t kPixels, size_t kSkipLeft = 0, size_t kSkipRight = 0>
+inline void pixels_all_groups(size_t channels, size_t first_column, const float* const* rows,
                               const float* w, float* out, __m256 vmin, __m256 vmax) {
+  const size_t offset = first_column * channels;
   size_t c = 0;
   for (; c + 8 <= channels; c += 8, w += 80) {
-    const float* group_rows[3] = {rows[0] + ix0 * channels + c, rows[1] + ix0 * channels + c,
-                                  rows[2] + ix0 * channels + c};
-    interior_pixels<kStride, kPixels>(Lanes<false>{}, channels, group_rows, w, out + c, vmin, vmax);
+    const float* group_rows[3] = {rows[0] + offset + c, rows[1] + offset + c, rows[2] + offset + c};
+    window_pixels<kStride, kPixels, kSkipLeft, kSkipRight>(Lanes<false>{}, channels, group_rows,
+                                                           w, out + c, vmin, vmax);
   }
   if (c != channels) {
-    const float* group_rows[3] = {rows[0] + ix0 * channels + c, rows[1] + ix0 * channels + c,
-                                  rows[2] + ix0 * channels + c};
-    interior_pixels<kStride, kPixels>(Lanes<true>{avx2::tail_mask(channels - c)}, channels,
-                                      group_rows, w, out + c, vmin, vmax);
+    const float* group_rows[3] = {rows[0] + offset + c, rows[1] + offset + c, rows[2] + offset + c};
+    window_pixels<kStride, kPixels, kSkipLeft, kSkipRight>(
+        Lanes<true>{avx2::tail_mask(channels - c)}, channels, group_rows, w, out + c, vmin, vmax);
   }
 }
 
@@ -116,15 +118,33 @@ void dwconv_row(size_t channels, size_t out_width, size_t in_width, size_t pad_l
 
   const __m256 vmin = _mm256_set1_ps(clamp.min);
   const __m256 vmax = _mm256_set1_ps(clamp.max);
+  // A border window missing only its first or only its last one or two columns runs the
+  // interior code without those columns; anything else (images narrower than the window)
+  // tests each tap.
+  const auto border = [&](size_t ox) {
+    const size_t ix0 = ox * kStride - pad_left;  // wraps left of the image
+    float* y = out + ox * channels;
+    const size_t missing_left = ix0 < in_width ? 0 : 0 - ix0;
+    const size_t missing_right = ix0 + 3 > in_width && ix0 < in_width ? ix0 + 3 - in_width : 0;
+    if (missing_left == 1 && in_width >= 2) {
+      pixels_all_groups<kStride, 1, 1, 0>(channels, 0, rows, w, y, vmin, vmax);
+    } else if (missing_left == 2 && in_width >= 1) {
+      pixels_all_groups<kStride, 1, 2, 0>(channels, 0, rows, w, y, vmin, vmax);
+    } else if (missing_right == 1 && missing_left == 0) {
+      pixels_all_groups<kStride, 1, 0, 1>(channels, ix0, rows, w, y, vmin, vmax);
+    } else if (missing_right == 2 && missing_left == 0) {
+      pixels_all_groups<kStride, 1, 0, 2>(channels, ix0, rows, w, y, vmin, vmax);
+    } else {
+      border_all_groups(channels, in_width, ix0, rows, w, y, vmin, vmax);
+    }
+  };
   size_t ox = 0;
-  for (; ox < interior_begin; ++ox)
-    border_all_groups(channels, in_width, ox * kStride - pad_left, rows, w, out + ox * channels, vmin, vmax);
+  for (; ox < interior_begin; ++ox) border(ox);
   for (; ox + kTile <= interior_end; ox += kTile)
     pixels_all_groups<kStride, kTile>(channels, ox * kStride - pad_left, rows, w, out + ox * channels, vmin, vmax);
   for (; ox < interior_end; ++ox)
     pixels_all_groups<kStride, 1>(channels, ox * kStride - pad_left, rows, w, out + ox * channels, vmin, vmax);
-  for (; ox < out_width; ++ox)
-    border_all_groups(channels, in_width, ox * kStride - pad_left, rows, w, out + ox * channels, vmin, vmax);
+  for (; ox < out_width; ++ox) border(ox);
 }
 
 }  // namespace
