@@ -59,17 +59,19 @@ class GemmOperator final : public Operator {
     size_t panel_chunks;
   };
 
-  // Rows are split first (each thread reads its own activations, all share the weights);
-  // when there are too few row tiles to keep every thread busy, output channels too.
+  // Every thread reads all of the operand that is not split, so split the larger one:
+  // rows where the activations outweigh the weights (early layers), output channels where
+  // the weights do (late layers, dense). Too few chunks of one kind get the other too.
   Split split_for(size_t batch) const {
     if (threads_ == 1) return {1, 1};
-    const size_t tiles = divide_round_up(batch * rows_per_image_, kernels_.gemm_mr);
+    const size_t rows = batch * rows_per_image_;
+    const size_t tiles = divide_round_up(rows, kernels_.gemm_mr);
     const size_t panels = divide_round_up(n_, kernels_.gemm_nr);
     const size_t target = 4 * threads_;
+    if (rows * k_ >= k_ * n_ && tiles >= 2 * threads_) return {std::min(tiles, target), 1};
+    if (panels >= 2 * threads_) return {1, std::min(panels, target)};
     const size_t row_chunks = std::min(tiles, target);
-    const size_t panel_chunks =
-        tiles >= 2 * threads_ ? 1 : std::min(panels, divide_round_up(target, row_chunks));
-    return {row_chunks, panel_chunks};
+    return {row_chunks, std::min(panels, divide_round_up(target, row_chunks))};
   }
 
   const KernelSet& kernels_;
