@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <vector>
 
 namespace mnengine {
 namespace {
@@ -97,7 +98,11 @@ class Conv3x3Operator final : public Operator {
         packed_(pack_gemm_weights(3 * run_, out_channels, kernels.gemm_nr, kernel, bias)),
         zero_run_(run_), clamp_(clamp) {
     if (kernels.gemm_mr > kMaxGemmRows) throw std::logic_error("gemm_mr exceeds kMaxGemmRows");
-    for (size_t ox = 0; ox < out_.width; ++ox) border_columns_ += window_inside(ox) ? 0 : 1;
+    for (size_t ox = 0; ox < out_.width; ++ox) {
+      const size_t ix0 = ox * stride_ - padding.left;  // wraps left of the image
+      window_inside_.push_back(ix0 < in_.width && ix0 + 2 < in_.width);
+      border_columns_ += window_inside_.back() ? 0 : 1;
+    }
   }
 
   size_t task_count(size_t batch) const override { return batch * out_.height; }
@@ -112,24 +117,27 @@ class Conv3x3Operator final : public Operator {
     for (size_t ox0 = 0; ox0 < out_.width; ox0 += mr) {
       const size_t rows = std::min(mr, out_.width - ox0);
       const float* a[3 * kMaxGemmRows];
-      for (size_t i = 0; i < rows; ++i) {
-        const size_t ox = ox0 + i;
-        const size_t ix0 = ox * stride_ - padding_.left;  // wraps left of the image
-        for (size_t ky = 0; ky < 3; ++ky) {
-          const size_t iy = oy * stride_ + ky - padding_.top;  // wraps above the image
-          const float*& run = a[ky * rows + i];
-          if (iy >= in_.height) {
-            run = zero_run_.data();
-          } else if (window_inside(ox)) {
-            run = in + (iy * in_.width + ix0) * c;
-          } else {
-            for (size_t kx = 0; kx < 3; ++kx) {
-              const size_t ix = ix0 + kx;
-              for (size_t j = 0; j < c; ++j) patch[kx * c + j] = ix < in_.width ? in[(iy * in_.width + ix) * c + j] : 0.0f;
-            }
-            run = patch;
-            patch += run_;
+      for (size_t ky = 0; ky < 3; ++ky) {
+        const size_t iy = oy * stride_ + ky - padding_.top;  // wraps above the image
+        const float** runs = a + ky * rows;
+        if (iy >= in_.height) {
+          for (size_t i = 0; i < rows; ++i) runs[i] = zero_run_.data();
+          continue;
+        }
+        const float* row = in + iy * in_.width * c;
+        for (size_t i = 0; i < rows; ++i) {
+          const size_t ox = ox0 + i;
+          const size_t ix0 = ox * stride_ - padding_.left;  // wraps left of the image
+          if (window_inside_[ox]) {
+            runs[i] = row + ix0 * c;
+            continue;
           }
+          for (size_t kx = 0; kx < 3; ++kx) {
+            const size_t ix = ix0 + kx;
+            for (size_t j = 0; j < c; ++j) patch[kx * c + j] = ix < in_.width ? row[ix * c + j] : 0.0f;
+          }
+          runs[i] = patch;
+          patch += run_;
         }
       }
       kernels_.igemm(rows, out_.channels, run_, 3, a, packed_.data(), out + ox0 * out_.channels,
@@ -138,11 +146,6 @@ class Conv3x3Operator final : public Operator {
   }
 
  private:
-  bool window_inside(size_t ox) const {
-    const size_t ix0 = ox * stride_ - padding_.left;  // wraps left of the image
-    return ix0 < in_.width && ix0 + 2 < in_.width;
-  }
-
   const KernelSet& kernels_;
   Shape in_;
   size_t stride_;
@@ -152,6 +155,7 @@ class Conv3x3Operator final : public Operator {
   AlignedBuffer packed_;
   AlignedBuffer zero_run_;
   Clamp clamp_;
+  std::vector<bool> window_inside_;  // per output column: all 3 input columns in the image
   size_t border_columns_ = 0;
 };
 

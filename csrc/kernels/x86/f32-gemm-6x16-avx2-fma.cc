@@ -64,8 +64,12 @@ inline void panel8(std::index_sequence<I...>, size_t kc, size_t ks, const float*
       ((lo[I] = _mm256_fmadd_ps(_mm256_broadcast_ss(row[I] + k), b, lo[I])), ...);
     }
   }
-  const __m256i mask = avx2::tail_mask(columns);
-  (_mm256_maskstore_ps(c[I], mask, avx2::clamp(lo[I], vmin, vmax)), ...);
+  if (columns == 8) {
+    (_mm256_storeu_ps(c[I], avx2::clamp(lo[I], vmin, vmax)), ...);
+  } else {
+    const __m256i mask = avx2::tail_mask(columns);
+    (_mm256_maskstore_ps(c[I], mask, avx2::clamp(lo[I], vmin, vmax)), ...);
+  }
 }
 
 template <size_t kRows>
