@@ -1,0 +1,110 @@
+// f32-gemm 6x8 neon and f32-igemm 6x8 neon: up to 6 rows of A against 8-column panels of
+// packed weights, XNNPACK's choice for Cortex-A76 / Neoverse-N1. Registers: 12 accumulators
+// (6 rows x 2 q), 6 q of A holding 4 consecutive k of each row, 2 q of weights: 20 of the 32.
+// Loading A four k at a time and multiplying by lane (FMLA by element) takes one load of A
+// per four FMAs instead of a broadcast per FMA.
+//
+// As in the AVX2 kernel, each row count 1..6 has its own instantiation and the per-row code
+// is written as fold expressions over an index sequence, so accumulators stay in registers.
+#include <utility>
+
+#include "neon.h"
+
+namespace mnengine {
+namespace {
+
+// Clang defines these intrinsics as macros, which a fold expression cannot expand through.
+inline float32x4_t load4(const float* p) { return vld1q_f32(p); }
+template <int kLane>
+inline float32x4_t fma_lane(float32x4_t acc, float32x4_t b, float32x4_t a) {
+  return vfmaq_laneq_f32(acc, b, a, kLane);
+}
+inline float32x4_t fma_scalar(float32x4_t acc, float32x4_t b, float a) { return vfmaq_n_f32(acc, b, a); }
+
+// k step `kLane` of a 4-k block: weights row w[kLane], A's lane kLane.
+template <int kLane, size_t... I>
+inline void lane_step(std::index_sequence<I...>, const float* w, const float32x4_t* a,
+                      float32x4_t* lo, float32x4_t* hi) {
+  const float32x4_t b_lo = vld1q_f32(w + 8 * kLane), b_hi = vld1q_f32(w + 8 * kLane + 4);
+  ((lo[I] = fma_lane<kLane>(lo[I], b_lo, a[I])), ...);
+  ((hi[I] = fma_lane<kLane>(hi[I], b_hi, a[I])), ...);
+}
+
+inline void store8(float* c, float32x4_t lo, float32x4_t hi, size_t columns) {
+  if (columns >= 8) {
+    vst1q_f32(c, lo);
+    vst1q_f32(c + 4, hi);
+  } else if (columns >= 4) {
+    vst1q_f32(c, lo);
+    neon::store_partial(c + 4, hi, columns - 4);
+  } else {
+    neon::store_partial(c, lo, columns);
+  }
+}
+
+// One 8-column panel for rows I..., storing its first `columns` (1..8) columns.
+template <size_t... I>
+inline void panel8(std::index_sequence<I...> rows, size_t kc, size_t ks, const float* const* a,
+                   const float* w, float* const* c, size_t columns, float32x4_t vmin,
+                   float32x4_t vmax) {
+  constexpr size_t kRows = sizeof...(I);
+  const float32x4_t bias_lo = vld1q_f32(w), bias_hi = vld1q_f32(w + 4);
+  float32x4_t lo[kRows] = {(static_cast<void>(I), bias_lo)...};
+  float32x4_t hi[kRows] = {(static_cast<void>(I), bias_hi)...};
+  w += 8;
+  for (size_t s = 0; s < ks; ++s, a += kRows) {
+    const float* row[kRows] = {a[I]...};
+    size_t k = 0;
+    for (; k + 4 <= kc; k += 4, w += 32) {
+      const float32x4_t a4[kRows] = {load4(row[I] + k)...};
+      lane_step<0>(rows, w, a4, lo, hi);
+      lane_step<1>(rows, w, a4, lo, hi);
+      lane_step<2>(rows, w, a4, lo, hi);
+      lane_step<3>(rows, w, a4, lo, hi);
+    }
+    for (; k < kc; ++k, w += 8) {
+      const float32x4_t b_lo = vld1q_f32(w), b_hi = vld1q_f32(w + 4);
+      ((lo[I] = fma_scalar(lo[I], b_lo, row[I][k])), ...);
+      ((hi[I] = fma_scalar(hi[I], b_hi, row[I][k])), ...);
+    }
+  }
+  (store8(c[I], neon::clamp(lo[I], vmin, vmax), neon::clamp(hi[I], vmin, vmax), columns), ...);
+}
+
+template <size_t kRows>
+void igemm_rows(size_t nc, size_t kc, size_t ks, const float* const* a, const float* w,
+                float* c, size_t c_stride, Clamp clamp) {
+  const auto rows = std::make_index_sequence<kRows>();
+  const float32x4_t vmin = vdupq_n_f32(clamp.min);
+  const float32x4_t vmax = vdupq_n_f32(clamp.max);
+  float* c_row[kRows];
+  for (size_t i = 0; i < kRows; ++i) c_row[i] = c + i * c_stride;
+  const size_t panel_floats = (1 + ks * kc) * 8;
+  for (; nc != 0; nc = nc > 8 ? nc - 8 : 0, w += panel_floats) {
+    panel8(rows, kc, ks, a, w, c_row, nc, vmin, vmax);
+    for (size_t i = 0; i < kRows; ++i) c_row[i] += 8;
+  }
+}
+
+}  // namespace
+
+void f32_igemm_6x8__neon(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a,
+                         const float* w, float* c, size_t c_stride, Clamp clamp) {
+  switch (mr) {
+    case 1: return igemm_rows<1>(nc, kc, ks, a, w, c, c_stride, clamp);
+    case 2: return igemm_rows<2>(nc, kc, ks, a, w, c, c_stride, clamp);
+    case 3: return igemm_rows<3>(nc, kc, ks, a, w, c, c_stride, clamp);
+    case 4: return igemm_rows<4>(nc, kc, ks, a, w, c, c_stride, clamp);
+    case 5: return igemm_rows<5>(nc, kc, ks, a, w, c, c_stride, clamp);
+    default: return igemm_rows<6>(nc, kc, ks, a, w, c, c_stride, clamp);
+  }
+}
+
+void f32_gemm_6x8__neon(size_t mr, size_t nc, size_t kc, const float* a, size_t a_stride,
+                        const float* w, float* c, size_t c_stride, Clamp clamp) {
+  const float* rows[6];
+  for (size_t i = 0; i < mr; ++i) rows[i] = a + i * a_stride;
+  f32_igemm_6x8__neon(mr, nc, kc, 1, rows, w, c, c_stride, clamp);
+}
+
+}  // namespace mnengine

@@ -1,0 +1,20 @@
+#include "neon.h"
+
+namespace mnengine {
+
+const KernelSet& neon_kernels() {
+  static const KernelSet set = {
+      "neon",
+      /*gemm_mr=*/6, /*gemm_nr=*/8, f32_gemm_6x8__neon,
+      f32_igemm_6x8__neon,
+      /*dwconv_cr=*/4, f32_dwconv3x3__neon,
+      f32_vadd__neon,
+      f32_gavgpool__neon,
+      f32_gmaxpool__neon,
+      f32_softmax__neon,
+      f32_fma_peak__neon,
+  };
+  return set;
+}
+
+}  // namespace mnengine
