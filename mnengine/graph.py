@@ -79,16 +79,22 @@ class Graph:
 
     def multiply_adds(self) -> int:
         """Multiply-accumulate operations of one inference on one image."""
+        return sum(self.node_multiply_adds())
+
+    def node_multiply_adds(self) -> List[int]:
+        """Multiply-accumulates of each node, in order (0 for adds, pooling, softmax)."""
         shapes = self.shapes()
-        total = 0
+        counts = []
         for node in self.nodes:
             out = shapes[node.name]
             kernel = node.weights.get("kernel")
             if node.op == "depthwise3x3":
-                total += out[0] * out[1] * out[2] * 9
+                counts.append(out[0] * out[1] * out[2] * 9)
             elif kernel is not None:
-                total += out[0] * out[1] * kernel.size
-        return total
+                counts.append(out[0] * out[1] * kernel.size)
+            else:
+                counts.append(0)
+        return counts
 
     def parameters(self) -> int:
         return sum(w.size for node in self.nodes for w in node.weights.values())

@@ -1,0 +1,395 @@
+"""The peers ``--compare`` runs: each builds its own model file from an mnengine Graph (same
+weights, same padding, same fused activations) and returns a callable for one inference.
+
+A peer whose package is not installed is skipped; one that fails to build or load is
+reported with its error. Inputs are converted to each peer's layout before timing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+import sys
+from pathlib import Path
+from typing import Callable, List, Tuple
+
+import numpy as np
+
+from ..graph import INPUT, Graph, Node
+
+
+class PeerUnavailable(Exception):
+    """The peer's package is not installed (or cannot build this model): skip it."""
+
+
+# A runner takes the NHWC float32 batch and returns the outputs as (N, values).
+Runner = Callable[[], np.ndarray]
+
+
+# ---------------------------------------------------------------- ONNX (ORT, OpenVINO)
+
+def onnx_model(graph: Graph):
+    """The graph as an ONNX model in NCHW layout, opset 13; the output is NHWC-flattened."""
+    try:
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError as e:
+        raise PeerUnavailable("the onnx package is not installed") from e
+    shapes = graph.shapes()
+    initializers, nodes = [], []
+
+    def const(name: str, array: np.ndarray, dtype: type = np.float32) -> str:
+        initializers.append(numpy_helper.from_array(np.ascontiguousarray(array, dtype), name))
+        return name
+
+    def activation(node: Node, x: str) -> str:
+        if node.activation == "linear":
+            return x
+        out = node.name + "_act"
+        if node.activation == "relu":
+            nodes.append(helper.make_node("Relu", [x], [out]))
+        else:
+            low = const(node.name + "_min", np.array(0.0, np.float32))
+            high = const(node.name + "_max", np.array(6.0, np.float32))
+            nodes.append(helper.make_node("Clip", [x, low, high], [out]))
+        return out
+
+    names = {INPUT: "input"}
+    for node in graph.nodes:
+        ins = [names[name] for name in node.inputs]
+        out = node.name
+        if node.op in ("conv3x3", "conv1x1", "depthwise3x3"):
+            kernel = node.weights["kernel"]
+            if node.op == "conv3x3":
+                w = kernel.transpose(3, 2, 0, 1)  # HWIO -> OIHW
+                group = 1
+            elif node.op == "conv1x1":
+                w = kernel.T[:, :, None, None]
+                group = 1
+            else:
+                w = kernel.transpose(2, 0, 1)[:, None]  # (3, 3, C) -> (C, 1, 3, 3)
+                group = kernel.shape[2]
+            top, bottom, left, right = node.padding
+            inputs = [ins[0], const(out + "_w", w)]
+            if "bias" in node.weights:
+                inputs.append(const(out + "_b", node.weights["bias"]))
+            nodes.append(helper.make_node(
+                "Conv", inputs, [out], kernel_shape=list(w.shape[2:]), strides=[node.stride] * 2,
+                pads=[top, left, bottom, right], group=group))
+        elif node.op == "dense":
+            # mnengine flattens NHWC: transpose back before flattening.
+            nodes.append(helper.make_node("Transpose", ins, [out + "_nhwc"], perm=[0, 2, 3, 1]))
+            nodes.append(helper.make_node("Flatten", [out + "_nhwc"], [out + "_flat"], axis=1))
+            inputs = [out + "_flat", const(out + "_w", node.weights["kernel"])]
+            if "bias" in node.weights:
+                inputs.append(const(out + "_b", node.weights["bias"]))
+            nodes.append(helper.make_node("Gemm", inputs, [out + "_2d"]))
+            axes = const(out + "_axes", np.array([2, 3]), np.int64)
+            nodes.append(helper.make_node("Unsqueeze", [out + "_2d", axes], [out]))
+        elif node.op == "add":
+            nodes.append(helper.make_node("Add", ins, [out]))
+        elif node.op == "global_avg_pool":
+            nodes.append(helper.make_node("GlobalAveragePool", ins, [out]))
+        elif node.op == "global_max_pool":
+            nodes.append(helper.make_node("GlobalMaxPool", ins, [out]))
+        elif node.op == "softmax":
+            if shapes[node.name][:2] != (1, 1):
+                raise PeerUnavailable("softmax over a spatial tensor is not exported")
+            nodes.append(helper.make_node("Softmax", ins, [out], axis=1))
+        else:
+            raise PeerUnavailable(f"op {node.op!r} is not exported to ONNX")
+        names[node.name] = activation(node, out)
+    last = names[graph.nodes[-1].name]
+    nodes.append(helper.make_node("Transpose", [last], ["output_nhwc"], perm=[0, 2, 3, 1]))
+    nodes.append(helper.make_node("Flatten", ["output_nhwc"], ["output"], axis=1))
+    h, w, c = graph.input_shape
+    values = int(np.prod(graph.output_shape))
+    model = helper.make_model(
+        helper.make_graph(
+            nodes, graph.name,
+            [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", c, h, w])],
+            [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", values])],
+            initializers),
+        opset_imports=[helper.make_opsetid("", 13)])
+    onnx.checker.check_model(model)
+    return model
+
+
+def _onnx_file(graph: Graph, workdir: Path) -> Path:
+    import onnx
+
+    path = workdir / f"{graph.name}.onnx"
+    if not path.exists():
+        onnx.save(onnx_model(graph), str(path))
+    return path
+
+
+def onnxruntime_runner(graph: Graph, x: np.ndarray, threads: int, workdir: Path) -> Runner:
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        raise PeerUnavailable("onnxruntime is not installed") from e
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(str(_onnx_file(graph, workdir)), options, providers=["CPUExecutionProvider"])
+    feed = {"input": np.ascontiguousarray(x.transpose(0, 3, 1, 2))}
+    return lambda: session.run(None, feed)[0]
+
+
+def openvino_runner(graph: Graph, x: np.ndarray, threads: int, workdir: Path) -> Runner:
+    try:
+        import openvino as ov
+    except ImportError as e:
+        raise PeerUnavailable("openvino is not installed") from e
+    core = ov.Core()
+    model = core.read_model(str(_onnx_file(graph, workdir)))
+    model.reshape({"input": list(x.transpose(0, 3, 1, 2).shape)})
+    compiled = core.compile_model(model, "CPU", {
+        "INFERENCE_NUM_THREADS": threads,
+        "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_PRECISION_HINT": "f32",
+    })
+    request = compiled.create_infer_request()
+    nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+    def run() -> np.ndarray:
+        request.infer({0: nchw})
+        return request.get_output_tensor(0).data
+
+    return run
+
+
+# ---------------------------------------------------------------- ncnn
+
+def ncnn_files(graph: Graph, workdir: Path) -> Tuple[Path, Path]:
+    """The graph as ncnn's text .param and binary .bin, written directly."""
+    shapes = graph.shapes()
+    consumers = {INPUT: 0}
+    for node in graph.nodes:
+        consumers[node.name] = 0
+        for name in node.inputs:
+            consumers[name] += 1
+    layers: List[str] = []
+    weights = bytearray()
+    blob_count = 0
+    # A blob read by several layers goes through a Split (ncnn requires it).
+    pending = {}
+
+    def take(name: str) -> str:
+        return pending[name].pop()
+
+    def produce(layer_name: str, name: str) -> str:
+        nonlocal blob_count
+        blob_count += 1
+        readers = consumers[name] if name != graph.nodes[-1].name else 1
+        if readers > 1:
+            splits = [f"{name}_s{i}" for i in range(readers)]
+            layers.append(f"Split {layer_name}_split 1 {readers} {name} " + " ".join(splits))
+            blob_count += readers
+            pending[name] = splits
+        else:
+            pending[name] = [name]
+        return name
+
+    def floats(array: np.ndarray, tagged: bool) -> None:
+        if tagged:
+            weights.extend(struct.pack("<I", 0))  # 0: raw float32 follows
+        weights.extend(np.ascontiguousarray(array, "<f4").tobytes())
+
+    def activation(node: Node) -> str:
+        if node.activation == "relu":
+            return " 9=1"
+        if node.activation == "relu6":
+            return " 9=3 -23310=2,0.000000e+00,6.000000e+00"
+        return ""
+
+    h, w, c = graph.input_shape
+    layers.append(f"Input input 0 1 input 0={w} 1={h} 2={c}")
+    produce("input", INPUT)
+    for node in graph.nodes:
+        ins = [take(name) for name in node.inputs]
+        in_shape = shapes[node.inputs[0]] if node.inputs[0] != INPUT else graph.input_shape
+        top, bottom, left, right = node.padding
+        spatial_1x1 = in_shape[:2] == (1, 1)
+        head = f"{node.name} {len(ins)} 1 {' '.join(ins)} {node.name}"
+        bias = "bias" in node.weights
+        if node.op == "conv1x1" and spatial_1x1:
+            kernel = node.weights["kernel"]  # (in, out): ncnn wants (out, in)
+            layers.append(f"InnerProduct {head} 0={kernel.shape[1]} 1={int(bias)} 2={kernel.size}{activation(node)}")
+            floats(kernel.T, True)
+        elif node.op == "dense":
+            if not spatial_1x1:
+                raise PeerUnavailable("a dense layer on a spatial tensor is not exported to ncnn")
+            kernel = node.weights["kernel"]
+            layers.append(f"InnerProduct {head} 0={kernel.shape[1]} 1={int(bias)} 2={kernel.size}{activation(node)}")
+            floats(kernel.T, True)
+        elif node.op in ("conv3x3", "conv1x1", "depthwise3x3"):
+            kernel = node.weights["kernel"]
+            if node.op == "conv3x3":
+                w_oihw, size, kind, extra = kernel.transpose(3, 2, 0, 1), 3, "Convolution", ""
+            elif node.op == "conv1x1":
+                w_oihw, size, kind, extra = kernel.T[:, :, None, None], 1, "Convolution", ""
+            else:
+                channels = kernel.shape[2]
+                w_oihw, size, kind, extra = kernel.transpose(2, 0, 1)[:, None], 3, "ConvolutionDepthWise", f" 7={channels}"
+            layers.append(
+                f"{kind} {head} 0={w_oihw.shape[0]} 1={size} 3={node.stride} 4={left} 14={top} 15={right} "
+                f"16={bottom} 5={int(bias)} 6={w_oihw.size}{extra}{activation(node)}")
+            floats(w_oihw, True)
+        elif node.op == "add":
+            if node.activation != "linear":
+                raise PeerUnavailable("an add with an activation is not exported to ncnn")
+            layers.append(f"BinaryOp {head} 0=0")
+        elif node.op in ("global_avg_pool", "global_max_pool"):
+            layers.append(f"Pooling {head} 0={1 if node.op == 'global_avg_pool' else 0} 4=1")
+        elif node.op == "softmax":
+            layers.append(f"Softmax {head} 0=0 1=1")
+        else:
+            raise PeerUnavailable(f"op {node.op!r} is not exported to ncnn")
+        if bias and node.op in ("conv3x3", "conv1x1", "depthwise3x3", "dense"):
+            floats(node.weights["bias"], False)
+        produce(node.name, node.name)
+    param = workdir / f"{graph.name}.ncnn.param"
+    model = workdir / f"{graph.name}.ncnn.bin"
+    param.write_text(f"7767517\n{len(layers)} {blob_count}\n" + "\n".join(layers) + "\n")
+    model.write_bytes(bytes(weights))
+    return param, model
+
+
+def ncnn_runner(graph: Graph, x: np.ndarray, threads: int, workdir: Path) -> Runner:
+    try:
+        import ncnn
+    except ImportError as e:
+        raise PeerUnavailable("ncnn is not installed") from e
+    if x.shape[0] != 1:
+        raise PeerUnavailable("ncnn runs one image per extractor: batch 1 only")
+    if graph.output_shape[:2] != (1, 1):
+        raise PeerUnavailable("ncnn comparison covers classifiers only")
+    param, model = ncnn_files(graph, workdir)
+    net = ncnn.Net()
+    net.opt.num_threads = threads
+    net.opt.use_vulkan_compute = False
+    # float32 throughout, like mnengine (ncnn may otherwise store in fp16 or bf16).
+    net.opt.use_fp16_storage = net.opt.use_fp16_packed = net.opt.use_fp16_arithmetic = False
+    net.opt.use_bf16_storage = net.opt.use_bf16_packed = False
+    if net.load_param(str(param)) != 0 or net.load_model(str(model)) != 0:
+        raise RuntimeError("ncnn could not load the exported model")
+    pixels = np.ascontiguousarray(x[0].transpose(2, 0, 1))
+    chw = ncnn.Mat(pixels)  # a view: `pixels` must outlive it
+    last = graph.nodes[-1].name
+
+    def run(keep_alive=pixels) -> np.ndarray:
+        with net.create_extractor() as extractor:
+            extractor.input("input", chw)
+            _, out = extractor.extract(last)
+            return np.array(out).reshape(1, -1)
+
+    return run
+
+
+# ---------------------------------------------------------------- LiteRT (XNNPACK)
+
+def keras_model(graph: Graph):
+    """The graph as a Keras model (NHWC, explicit ZeroPadding2D for asymmetric padding), for
+    TensorFlow's LiteRT converter."""
+    try:
+        import tensorflow as tf
+    except ImportError as e:
+        raise PeerUnavailable("TensorFlow converts to LiteRT and is not installed") from e
+    layers = tf.keras.layers
+    h, w, c = graph.input_shape
+    inputs = tf.keras.Input((h, w, c), batch_size=None)
+    tensors = {INPUT: inputs}
+    for node in graph.nodes:
+        ins = [tensors[name] for name in node.inputs]
+        top, bottom, left, right = node.padding
+        bias = node.weights.get("bias")
+        act = {"linear": None, "relu": "relu", "relu6": tf.nn.relu6}[node.activation]
+        if node.op in ("conv3x3", "conv1x1", "depthwise3x3"):
+            x = ins[0]
+            if any(node.padding):
+                x = layers.ZeroPadding2D(((top, bottom), (left, right)))(x)
+            kernel = node.weights["kernel"]
+            if node.op == "depthwise3x3":
+                layer = layers.DepthwiseConv2D(3, node.stride, "valid", use_bias=bias is not None, activation=act)
+                layer.build(x.shape)
+                layer.set_weights([kernel[:, :, :, None]] + ([bias] if bias is not None else []))
+            else:
+                full = kernel if node.op == "conv3x3" else kernel[None, None]
+                layer = layers.Conv2D(full.shape[3], full.shape[0], node.stride, "valid",
+                                      use_bias=bias is not None, activation=act)
+                layer.build(x.shape)
+                layer.set_weights([full] + ([bias] if bias is not None else []))
+            tensors[node.name] = layer(x)
+        elif node.op == "dense":
+            layer = layers.Dense(node.weights["kernel"].shape[1], use_bias=bias is not None, activation=act)
+            flat = layers.Flatten()(ins[0])
+            layer.build(flat.shape)
+            layer.set_weights([node.weights["kernel"]] + ([bias] if bias is not None else []))
+            tensors[node.name] = layers.Reshape((1, 1, -1))(layer(flat))
+        elif node.op == "add":
+            y = layers.Add()(ins)
+            tensors[node.name] = y if act is None else layers.Activation(act)(y)
+        elif node.op == "global_avg_pool":
+            tensors[node.name] = layers.GlobalAveragePooling2D(keepdims=True)(ins[0])
+        elif node.op == "global_max_pool":
+            tensors[node.name] = layers.GlobalMaxPooling2D(keepdims=True)(ins[0])
+        elif node.op == "softmax":
+            tensors[node.name] = layers.Softmax()(ins[0])
+        else:
+            raise PeerUnavailable(f"op {node.op!r} is not exported to Keras")
+    outputs = layers.Flatten()(tensors[graph.nodes[-1].name])
+    return tf.keras.Model(inputs, outputs)
+
+
+def litert_runner(graph: Graph, x: np.ndarray, threads: int, workdir: Path) -> Runner:
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError as e:
+        raise PeerUnavailable("ai-edge-litert is not installed") from e
+    path = workdir / f"{graph.name}.tflite"
+    if not path.exists():
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        model = keras_model(graph)
+        import tensorflow as tf
+
+        with contextlib.redirect_stdout(sys.stderr):  # the converter prints; stdout is ours
+            path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    interpreter = Interpreter(model_path=str(path), num_threads=threads)
+    input_index = interpreter.get_input_details()[0]["index"]
+    interpreter.resize_tensor_input(input_index, list(x.shape))
+    interpreter.allocate_tensors()
+    output_index = interpreter.get_output_details()[0]["index"]
+
+    def run() -> np.ndarray:
+        interpreter.set_tensor(input_index, x)
+        interpreter.invoke()
+        return interpreter.get_tensor(output_index)
+
+    return run
+
+
+#: Name and runner factory of each peer, in the order of the table's columns.
+PEERS = (
+    ("LiteRT+XNNPACK", litert_runner),
+    ("ONNX Runtime", onnxruntime_runner),
+    ("OpenVINO", openvino_runner),
+    ("ncnn", ncnn_runner),
+)
+
+
+def versions() -> dict:
+    """Installed versions of the peers' packages."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("ai-edge-litert", "tensorflow-cpu", "tensorflow", "onnxruntime", "openvino", "ncnn", "onnx"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = None
+    return found

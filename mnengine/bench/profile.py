@@ -1,0 +1,69 @@
+"""``--profile``: each layer's time, GFLOP/s and share of the machine's FMA peak.
+
+The peak is measured first, per core, by a tight loop of independent FMAs in the extension
+(``_core.measure_fma_peak``); a row on t threads is compared with t times that.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Sequence
+
+import numpy as np
+
+from .. import _core
+from ..engine import Engine
+from . import Model, format_table, random_input
+
+PROFILE_RUNS = 30
+
+
+def profile(models: Sequence[Model], thread_counts: Sequence[int], warmup: int,
+            progress: Callable[[str], None]) -> Dict[str, object]:
+    progress("measuring the FMA peak of one core")
+    isa = Engine(models[0].graph, threads=1).isa
+    peak_per_core = _core.measure_fma_peak(isa, 0.5) * 1e9
+    results = []
+    for model in models:
+        macs = model.graph.node_multiply_adds()
+        for threads in thread_counts:
+            progress(f"profiling {model.name} on {threads} thread(s)")
+            engine = Engine(model.graph, threads=threads)
+            x = random_input(model.graph, 1)
+            for _ in range(warmup):
+                engine.profile(x)
+            seconds = np.median([engine.profile(x) for _ in range(PROFILE_RUNS)], axis=0)
+            peak = peak_per_core * engine.threads
+            layers = []
+            for node, count, t in zip(model.graph.nodes, macs, seconds):
+                flops = 2 * count / t if t > 0 else 0.0
+                layers.append({"layer": node.name, "op": node.op, "us": t * 1e6,
+                               "gflops": flops / 1e9, "peak_percent": 100 * flops / peak})
+            pointwise = [(c, t) for node, c, t in zip(model.graph.nodes, macs, seconds) if node.op == "conv1x1"]
+            pointwise_flops = 2 * sum(c for c, _ in pointwise) / sum(t for _, t in pointwise) if pointwise else 0.0
+            total_s = float(np.sum(seconds))
+            results.append({
+                "model": model.name, "threads": engine.threads, "isa": engine.isa, "layers": layers,
+                "total_ms": total_s * 1e3,
+                "gflops": 2 * sum(macs) / total_s / 1e9,
+                "peak_percent": 100 * 2 * sum(macs) / total_s / peak,
+                "pointwise_peak_percent": 100 * pointwise_flops / peak,
+            })
+    return {"fma_peak_gflops_per_core": peak_per_core / 1e9, "isa": isa, "models": results}
+
+
+LAYER_COLUMNS = (
+    ("layer", "layer", "{}"),
+    ("op", "op", "{}"),
+    ("us", "us", "{:.1f}"),
+    ("GFLOP/s", "gflops", "{:.1f}"),
+    ("% peak", "peak_percent", "{:.1f}"),
+)
+
+
+def print_profile(report: Dict[str, object]) -> None:
+    print(f"\nFMA peak ({report['isa']}): {report['fma_peak_gflops_per_core']:.1f} GFLOP/s per core")
+    for result in report["models"]:
+        print(f"\n{result['model']}, {result['threads']} thread(s): {result['total_ms']:.3f} ms, "
+              f"{result['gflops']:.1f} GFLOP/s = {result['peak_percent']:.1f}% of peak; "
+              f"pointwise layers {result['pointwise_peak_percent']:.1f}% of peak")
+        print(format_table(result["layers"], LAYER_COLUMNS))

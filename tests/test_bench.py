@@ -1,0 +1,66 @@
+"""The benchmark's command line, its JSON report, and the peers' model files: each installed
+peer, run on the model file the benchmark writes for it, must reproduce mnengine's outputs
+(a peer that is not installed is an optional extra and its test is skipped)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import mnengine
+from mnengine.bench import peers, random_input
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bench") / "tiny.bin"
+    mnengine.save_model(mnengine.models.mobilenet_v2(alpha=0.35, input_size=48, classes=10), path)
+    return path
+
+
+def bench(*args):
+    return subprocess.run([sys.executable, "-m", "mnengine.bench", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_json_report(tiny_model):
+    result = bench("--model", str(tiny_model), "--runs", "3", "--warmup", "1", "--batch", "1", "2",
+                   "--threads", "1", "--profile", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    rows = report["mnengine"]
+    assert [(r["batch"], r["threads"]) for r in rows] == [(1, 1), (2, 1)]
+    for row in rows:
+        assert row["model"] == "tiny" and row["runs"] == 3 and row["isa"] == mnengine.cpu_info()["isa"]
+        assert 0 < row["p10_ms"] <= row["median_ms"] <= row["p90_ms"]
+        assert row["images_per_s"] == pytest.approx(row["batch"] / row["median_ms"] * 1e3)
+    profile = report["profile"]
+    assert profile["fma_peak_gflops_per_core"] > 0
+    graph = mnengine.load_model(tiny_model)
+    assert [layer["layer"] for layer in profile["models"][0]["layers"]] == [n.name for n in graph.nodes]
+    assert "progress" not in result.stdout and "tiny batch 1 threads 1" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--threads", "0"], "--threads values must be positive"),
+    (["--model", "/nonexistent.bin"], "no such file"),
+    (["--runs", "0"], "--runs must be >= 1"),
+])
+def test_argument_errors(args, message):
+    result = bench(*args)
+    assert result.returncode == 2 and message in result.stderr
+
+
+@pytest.mark.parametrize("name, factory", peers.PEERS, ids=[name for name, _ in peers.PEERS])
+@pytest.mark.parametrize("arch, alpha", [("mobilenet_v1", 0.25), ("mobilenet_v2", 0.35)])
+def test_peer_reproduces_mnengine(tmp_path, name, factory, arch, alpha):
+    graph = getattr(mnengine.models, arch)(alpha=alpha, input_size=64)
+    x = random_input(graph, 1, seed=3)
+    expected = mnengine.Engine(graph, threads=1).predict(x).reshape(1, -1)
+    try:
+        run = factory(graph, x, 1, tmp_path)
+    except peers.PeerUnavailable as e:
+        pytest.skip(f"{name}: {e}")
+    got = np.asarray(run()).reshape(1, -1)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
