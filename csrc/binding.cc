@@ -32,6 +32,7 @@ OpKind parse_kind(const std::string& name) {
       {"global_avg_pool", OpKind::global_avg_pool},
       {"global_max_pool", OpKind::global_max_pool},
       {"softmax", OpKind::softmax},
+      {"sigmoid", OpKind::sigmoid},
   };
   const auto it = kinds.find(name);
   if (it == kinds.end()) throw std::invalid_argument("unknown operator kind '" + name + "'");

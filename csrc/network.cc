@@ -25,6 +25,7 @@ const char* kind_name(OpKind kind) {
     case OpKind::global_avg_pool: return "global_avg_pool";
     case OpKind::global_max_pool: return "global_max_pool";
     case OpKind::softmax: return "softmax";
+    case OpKind::sigmoid: return "sigmoid";
   }
   return "unknown";
 }
@@ -127,6 +128,7 @@ Shape infer_output_shape(size_t index, const NodeSpec& spec, const std::vector<S
       out = {1, 1, in.channels};
       break;
     case OpKind::softmax:
+    case OpKind::sigmoid:
       out = in;
       break;
   }
@@ -158,6 +160,8 @@ std::unique_ptr<Operator> make_operator(const KernelSet& kernels, size_t threads
       return make_global_pool(kernels, in, spec.kind == OpKind::global_avg_pool);
     case OpKind::softmax:
       return make_softmax(kernels, in.size());
+    case OpKind::sigmoid:
+      return make_sigmoid(in.size());
   }
   throw std::invalid_argument("unknown operator kind");
 }

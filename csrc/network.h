@@ -22,6 +22,7 @@ enum class OpKind {
   global_avg_pool,  // mean over H and W
   global_max_pool,  // max over H and W
   softmax,          // over all values of an image
+  sigmoid,          // element-wise logistic function (a binary or multi-label classifier head)
 };
 
 // One node as the model file describes it. Kernel and bias are borrowed: they are packed

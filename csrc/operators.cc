@@ -1,6 +1,7 @@
 #include "operators.h"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <vector>
 
@@ -252,6 +253,24 @@ class SoftmaxOperator final : public Operator {
   size_t size_per_image_;
 };
 
+// The logistic function on a classifier's outputs: a few thousand values at most per image,
+// so one portable loop serves every instruction set.
+class SigmoidOperator final : public Operator {
+ public:
+  explicit SigmoidOperator(size_t size_per_image) : size_per_image_(size_per_image) {}
+
+  size_t task_count(size_t batch) const override { return batch; }
+
+  void run_task(size_t image, const Tensors& tensors, float* /*scratch*/) const override {
+    const size_t offset = image * size_per_image_;
+    for (size_t i = 0; i < size_per_image_; ++i)
+      tensors.output[offset + i] = 1.0f / (1.0f + std::exp(-tensors.input0[offset + i]));
+  }
+
+ private:
+  size_t size_per_image_;
+};
+
 }  // namespace
 
 std::unique_ptr<Operator> make_gemm(const KernelSet& kernels, size_t rows_per_image, size_t k,
@@ -286,6 +305,10 @@ std::unique_ptr<Operator> make_global_pool(const KernelSet& kernels, Shape in, b
 
 std::unique_ptr<Operator> make_softmax(const KernelSet& kernels, size_t size_per_image) {
   return std::make_unique<SoftmaxOperator>(kernels, size_per_image);
+}
+
+std::unique_ptr<Operator> make_sigmoid(size_t size_per_image) {
+  return std::make_unique<SigmoidOperator>(size_per_image);
 }
 
 }  // namespace mnengine

@@ -60,6 +60,7 @@ std::unique_ptr<Operator> make_add(const KernelSet& kernels, size_t size_per_ima
 std::unique_ptr<Operator> make_global_pool(const KernelSet& kernels, Shape in, bool average);
 
 std::unique_ptr<Operator> make_softmax(const KernelSet& kernels, size_t size_per_image);
+std::unique_ptr<Operator> make_sigmoid(size_t size_per_image);
 
 // Output extent of a 3x3 window: (in + pad_before + pad_after - 3) / stride + 1.
 inline size_t conv3x3_output_size(size_t in, size_t pad_before, size_t pad_after,

@@ -25,6 +25,7 @@ OPS: Dict[str, Tuple[str, ...]] = {
     "global_avg_pool": (),
     "global_max_pool": (),
     "softmax": (),
+    "sigmoid": (),  # element-wise logistic function
 }
 
 #: Activations fused into an operator, as the [min, max] clamp the kernels apply.
@@ -216,7 +217,7 @@ def _infer_shapes(graph: Graph) -> Dict[str, Shape]:
             out = (h, w, c)
         elif node.op in ("global_avg_pool", "global_max_pool"):
             out = (1, 1, c)
-        else:  # softmax
+        else:  # softmax, sigmoid
             out = (h, w, c)
         if node.op not in ("conv3x3", "conv1x1", "depthwise3x3", "dense", "add") and node.activation != "linear":
             raise fail(node, f"takes no fused activation, got {node.activation!r}")

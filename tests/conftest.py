@@ -1,3 +1,4 @@
+import importlib
 import os
 import zlib
 from pathlib import Path
@@ -32,6 +33,30 @@ def fixtures() -> Path:
             pytest.fail(f"fixtures directory {FIXTURES} not found")
         pytest.skip(f"fixtures directory {FIXTURES} not found")
     return FIXTURES
+
+
+def _import_keras(module: str):
+    """Keras (the exporter's reference) if installed. `pip install ".[test]"` installs it on
+    x86-64; elsewhere (the emulated aarch64 run) its tests are skipped - unless
+    MNENGINE_REQUIRE_KERAS=1 (as in CI's host run) makes that an error."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        if os.environ.get("MNENGINE_REQUIRE_KERAS") == "1":
+            pytest.fail(f"{module} is required (MNENGINE_REQUIRE_KERAS=1) but cannot be imported: {e}")
+        pytest.skip(f"{module} is not installed")
+
+
+@pytest.fixture(scope="session")
+def keras():
+    return _import_keras("keras")
+
+
+@pytest.fixture(scope="session")
+def tf_keras():
+    """Keras 2 (the tf_keras package), for files in Keras 2's formats."""
+    return _import_keras("tf_keras")
 
 
 @pytest.fixture

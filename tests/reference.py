@@ -48,6 +48,10 @@ def dense(x, kernel, bias=None):
     return out if bias is None else out + np.asarray(bias, np.float64)
 
 
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))
+
+
 def softmax(x):
     x = np.asarray(x, np.float64)
     flat = x.reshape(x.shape[0], -1)

@@ -167,6 +167,13 @@ def test_softmax(isa, rng, n, batch, scale):
     assert reference.relative_error(y, reference.softmax(x)) < TOLERANCE
 
 
+@pytest.mark.parametrize("n, batch", [(1, 1), (7, 3), (37, 1), (1000, 2)])
+def test_sigmoid(isa, rng, n, batch):
+    x = (rng.standard_normal((batch, 1, 1, n)) * 6).astype(np.float32)
+    y = run_poisoned(network(isa, 1, (1, 1, n), Node("sigmoid", "sigmoid", ["input"])), x)
+    assert reference.relative_error(y, reference.sigmoid(x)) < TOLERANCE
+
+
 def test_isa_paths_present():
     """On x86-64 with AVX2+FMA both paths run in this same test session; on aarch64, NEON."""
     import platform

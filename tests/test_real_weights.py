@@ -1,4 +1,6 @@
-"""Real ImageNet-trained MobileNets from ../shared/fixtures classify real photos as Keras did.
+"""Real ImageNet-trained MobileNets from ../shared/fixtures, exported from their weights-only
+Keras files with ``python -m mnengine.export --arch A --alpha X --size S``, classify real
+photos as Keras did.
 
 expected_top5.json holds Keras 3.15's top-5 for every model and photo (preprocessing: the
 whole image resized bilinearly to S x S, then x / 127.5 - 1, which is what Engine.predict
@@ -6,12 +8,14 @@ does to an image path).
 """
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 import mnengine
-from keras_h5 import read_weights
+from mnengine.export import export
 
 MODELS = {
     "keras/mobilenet_2_5_128_tf.h5": ("mobilenet_v1", 0.25, 128),
@@ -23,23 +27,40 @@ MODELS = {
 }
 
 
-
-
 def load_expectations(fixtures):
     return json.loads((fixtures / "expected_top5.json").read_text())["models"]
 
 
-def imagenet_labels(fixtures):
-    index = json.loads((fixtures / "labels" / "imagenet_class_index.json").read_text())
-    return [index[str(i)][1] for i in range(1000)]
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """{fixture model: its exported .bin}, exported once per module."""
+    cache = {}
+
+    def get(fixtures, model):
+        if model not in cache:
+            arch, alpha, size = MODELS[model]
+            out = tmp_path_factory.mktemp("exported") / "model.bin"
+            export(fixtures / model, out, arch=arch, alpha=alpha, size=size)
+            cache[model] = out
+        return cache[model]
+
+    return get
+
+
+def test_cli_exports_keras2_weights_only_file(fixtures, tmp_path):
+    """The official release file, written by Keras 2.0.4, through the command line."""
+    out = tmp_path / "v1.bin"
+    result = subprocess.run(
+        [sys.executable, "-m", "mnengine.export", str(fixtures / "keras/mobilenet_2_5_224_tf_no_top.h5"), "-o", str(out),
+         "--arch", "mobilenet_v1", "--alpha", "0.25", "--size", "224"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "weights-only h5, Keras 2.0.4" in result.stdout and "multiply-adds" in result.stdout
+    assert mnengine.Engine(out).output_shape == (7, 7, 256)
 
 
 @pytest.mark.parametrize("model", sorted(MODELS))
-def test_photos_classified_as_keras_did(fixtures, isa, model):
-    arch, alpha, size = MODELS[model]
-    weights = read_weights(fixtures / model)
-    graph = getattr(mnengine.models, arch)(alpha, size, weights=weights, labels=imagenet_labels(fixtures))
-    engine = mnengine.Engine(graph)
+def test_photos_classified_as_keras_did(fixtures, exported, isa, model):
+    engine = mnengine.Engine(exported(fixtures, model))
     expected = load_expectations(fixtures)[model]
     photos = sorted(expected)
     probabilities = engine.predict([fixtures / "photos" / p for p in photos])
@@ -55,3 +76,18 @@ def test_photos_classified_as_keras_did(fixtures, isa, model):
     # top_k names the class with the label the file carries.
     label, probability = engine.top_k(fixtures / "photos" / photos[0], k=1)[0]
     assert label == expected[photos[0]][0][1] and abs(probability - expected[photos[0]][0][2]) < 1e-3
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_matches_keras_predict_with_real_weights(fixtures, exported, keras, model):
+    arch, alpha, size = MODELS[model]
+    application = keras.applications.MobileNet if arch == "mobilenet_v1" else keras.applications.MobileNetV2
+    reference = application(alpha=alpha, input_shape=(size, size, 3), weights=str(fixtures / model))
+    engine = mnengine.Engine(exported(fixtures, model))
+    photos = sorted(load_expectations(fixtures)[model])[:6]
+    x = engine.preprocess([fixtures / "photos" / p for p in photos])
+    expected = reference.predict(x, verbose=0)
+    got = engine.predict(x)
+    assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-4
+    np.testing.assert_array_equal(got.argmax(1), expected.argmax(1))

@@ -1,0 +1,163 @@
+"""Keras -> mnengine: ``python -m mnengine.export MODEL -o model.bin``.
+
+Reads Keras 3 ``.keras`` archives, legacy ``.h5`` models (Keras 2, tf.keras, Keras 3) and
+weights-only ``.h5`` files (given ``arch``, ``alpha`` and ``size``) with h5py alone, converts
+MobileNet v1/v2 and models built on them (see :data:`converter.SUPPORTED_LAYERS`) into an
+mnengine graph, writes the ``.bin`` and checks that it loads and runs. Nothing is written when
+the model cannot be converted.
+
+The 1000 ImageNet class names shipped in ``mnengine/data/imagenet_labels.txt`` are Keras's
+(``imagenet_class_index.json``): the first WordNet lemma of each synset with spaces as
+underscores, derived from the synset and lemma lists of the timm package (Apache-2.0).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, List, Optional, Union
+
+import numpy as np
+
+from .. import models
+from ..engine import Engine
+from ..graph import Graph
+from ..modelfile import save
+from .converter import SUPPORTED_LAYERS, UnsupportedModelError, convert
+from .keras_files import SavedModel
+
+__all__ = ["ExportSummary", "UnsupportedModelError", "SUPPORTED_LAYERS", "export", "from_keras", "imagenet_labels"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+ARCHITECTURES = ("mobilenet_v1", "mobilenet_v2")
+
+
+@dataclasses.dataclass
+class ExportSummary:
+    """What :func:`export` wrote."""
+
+    source: str
+    source_format: str
+    keras_version: str
+    output: str
+    nodes: int
+    parameters: int
+    multiply_adds: int
+    input_shape: tuple
+    output_shape: tuple
+    preprocessing: str
+    labels: str
+    file_bytes: int
+    check: str
+
+    def __str__(self) -> str:
+        return "\n".join([
+            f"exported {self.source} ({self.source_format}, Keras {self.keras_version}) -> {self.output}",
+            f"  layers (after folding): {self.nodes}",
+            f"  parameters:             {self.parameters:,}",
+            f"  multiply-adds:          {self.multiply_adds:,} per image",
+            f"  input -> output:        {self.input_shape} -> {self.output_shape}",
+            f"  preprocessing:          {self.preprocessing}",
+            f"  labels:                 {self.labels}",
+            f"  file size:              {self.file_bytes:,} bytes",
+            f"  check:                  {self.check}",
+        ])
+
+
+def imagenet_labels() -> List[str]:
+    """The 1000 ImageNet class names in Keras's order."""
+    path = Path(__file__).resolve().parent.parent / "data" / "imagenet_labels.txt"
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def _read_labels(path: PathLike) -> List[str]:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"cannot read labels from {path}: {e}") from None
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return [line.strip() for line in lines]
+
+
+def _weights_only_graph(saved: SavedModel, arch: Optional[str], alpha: Optional[float],
+                        size: Optional[int]) -> Graph:
+    if arch is None or alpha is None or size is None:
+        raise UnsupportedModelError(
+            f"{saved.path} holds weights only, no architecture: give arch, alpha and size "
+            "(--arch mobilenet_v1|mobilenet_v2 --alpha A --size S)")
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"arch must be one of {ARCHITECTURES}, got {arch!r}")
+    weights = saved.layer_weights()
+    head = weights.get("conv_preds" if arch == "mobilenet_v1" else "predictions")
+    classes = int(head["kernel"].shape[-1]) if head else 1000
+    builder = getattr(models, arch)
+    try:
+        return builder(alpha, size, weights=weights, include_top=head is not None, classes=classes)
+    except ValueError as e:
+        raise UnsupportedModelError(f"{saved.path}: not {arch} alpha {alpha} weights: {e}") from None
+
+
+def _graph(saved: SavedModel, arch: Optional[str], alpha: Optional[float], size: Optional[int]) -> Graph:
+    if saved.config is None:
+        return _weights_only_graph(saved, arch, alpha, size)
+    input_shape, nodes, rescaled = convert(saved.config, saved.weights)
+    name = saved.config.get("config", {}).get("name") or saved.path.stem
+    return Graph(str(name), input_shape, nodes, "none" if rescaled else "mobilenet")
+
+
+def export(model: PathLike, output: PathLike, *, labels: Optional[PathLike] = None, arch: Optional[str] = None,
+           alpha: Optional[float] = None, size: Optional[int] = None) -> ExportSummary:
+    """Converts the Keras file `model` into mnengine's `output` .bin and checks it runs.
+
+    `labels` is a text file with one class name per line; without it a 1000-class
+    classifier gets the ImageNet names. `arch`, `alpha` and `size` describe a weights-only
+    file. Raises :class:`UnsupportedModelError` (a ValueError) naming the layer that cannot
+    be converted; nothing is written then.
+    """
+    with SavedModel(model) as saved:
+        graph = _graph(saved, arch, alpha, size)
+        source_format, keras_version = saved.format, saved.keras_version
+    output_shape = graph.output_shape  # validates every shape of the graph
+    classes = int(np.prod(output_shape))
+    if labels is not None:
+        names = _read_labels(labels)
+        if len(names) != classes:
+            raise ValueError(f"{labels} has {len(names)} labels, the model outputs {classes} values")
+        graph.labels, labels_note = names, f"{len(names)} from {labels}"
+    elif output_shape == (1, 1, 1000):
+        graph.labels, labels_note = imagenet_labels(), "the 1000 ImageNet classes"
+    else:
+        labels_note = "none (pass --labels FILE to name the classes)"
+    graph.metadata.update({"source": Path(model).name, "source_format": source_format, "keras_version": keras_version})
+    save(graph, output)
+    try:
+        check = _check(output, graph)
+    except Exception:
+        Path(output).unlink(missing_ok=True)
+        raise
+    return ExportSummary(
+        source=str(model), source_format=source_format, keras_version=keras_version, output=str(output),
+        nodes=len(graph.nodes), parameters=graph.parameters(), multiply_adds=graph.multiply_adds(),
+        input_shape=tuple(graph.input_shape), output_shape=tuple(output_shape),
+        preprocessing=graph.preprocessing, labels=labels_note, file_bytes=Path(output).stat().st_size, check=check)
+
+
+def _check(path: PathLike, graph: Graph) -> str:
+    """Loads the written file and runs it on a random image: finite outputs of the right shape."""
+    engine = Engine(path, threads=1)
+    x = np.random.default_rng(0).uniform(-1, 1, (1,) + tuple(graph.input_shape)).astype(np.float32)
+    y = engine.predict(x)
+    if not np.all(np.isfinite(y)):
+        raise UnsupportedModelError("the exported model produces non-finite outputs on a random input")
+    return f"loaded and ran on a random input: {y.shape[1:]} finite outputs"
+
+
+def from_keras(model: Any, path: PathLike, *, labels: Optional[PathLike] = None) -> ExportSummary:
+    """Exports a live ``keras.Model`` (saved to a temporary ``.keras`` file, then converted)."""
+    with tempfile.TemporaryDirectory(prefix="mnengine-export-") as tmp:
+        saved = Path(tmp) / "model.keras"
+        model.save(saved)
+        return export(saved, path, labels=labels)

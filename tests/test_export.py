@@ -1,0 +1,168 @@
+"""The Keras exporter against real Keras: every keras.applications MobileNet (v1 and v2, every
+alpha, two input sizes, .keras and .h5), models built on them with custom heads, a fine-tuned
+model, a Keras 2 (tf_keras) model, and models it must refuse. Keras's predict is the reference.
+Weights are random (nothing can be downloaded here) with BatchNormalization statistics drawn
+from realistic ranges."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import mnengine
+from mnengine.export import UnsupportedModelError, export, from_keras, imagenet_labels
+
+pytestmark = pytest.mark.keras
+
+
+def randomize_batch_norm(model, rng):
+    for layer in model.layers:
+        if hasattr(layer, "layers"):
+            randomize_batch_norm(layer, rng)
+        elif type(layer).__name__ == "BatchNormalization":
+            gamma, beta, mean, variance = layer.get_weights()
+            layer.set_weights([
+                rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.2, beta.shape),
+                rng.normal(0, 0.3, mean.shape), rng.uniform(0.5, 2.0, variance.shape),
+            ])
+
+
+def assert_matches_keras(model, path, rng, batch=2, **export_args):
+    """Exports `path` and compares mnengine with model.predict on one random batch."""
+    out = path.with_suffix(".bin")
+    export(path, out, **export_args)
+    x = rng.uniform(-1, 1, (batch,) + tuple(model.input_shape[1:])).astype(np.float32)
+    expected = model.predict(x, verbose=0).reshape(batch, -1)
+    got = mnengine.Engine(out, threads=2).predict(x).reshape(batch, -1)
+    error = np.abs(got - expected).max() / np.abs(expected).max()
+    assert error < 1e-4, error
+    np.testing.assert_array_equal(got.argmax(1), expected.argmax(1))
+    return out
+
+
+APPLICATIONS = [("MobileNet", alpha) for alpha in (0.25, 0.5, 0.75, 1.0)] + [
+    ("MobileNetV2", alpha) for alpha in (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+]
+
+
+@pytest.mark.parametrize("size", [96, 131])
+@pytest.mark.parametrize("application, alpha", APPLICATIONS)
+def test_keras_applications(keras, tmp_path, rng, application, alpha, size):
+    model = getattr(keras.applications, application)(alpha=alpha, input_shape=(size, size, 3), weights=None)
+    randomize_batch_norm(model, rng)
+    for suffix in (".keras", ".h5"):
+        path = tmp_path / f"model{suffix}"
+        model.save(path)
+        out = assert_matches_keras(model, path, rng)
+        assert mnengine.Engine(out).labels == imagenet_labels()
+
+
+@pytest.mark.parametrize("application, pooling", [("MobileNet", None), ("MobileNetV2", "avg"), ("MobileNet", "max")])
+def test_feature_extractors(keras, tmp_path, rng, application, pooling):
+    model = getattr(keras.applications, application)(
+        input_shape=(64, 80, 3), include_top=False, pooling=pooling, weights=None, alpha=0.5)
+    randomize_batch_norm(model, rng)
+    model.save(tmp_path / "model.keras")
+    assert_matches_keras(model, tmp_path / "model.keras", rng)
+
+
+def test_fine_tuned_v2_with_37_classes(keras, tmp_path, rng):
+    """A MobileNetV2 base nested in a Functional model, a 37-class head, trained a few steps."""
+    base = keras.applications.MobileNetV2(input_shape=(160, 160, 3), include_top=False, weights=None, alpha=0.35)
+    randomize_batch_norm(base, rng)
+    inputs = keras.Input((160, 160, 3))
+    x = keras.layers.GlobalAveragePooling2D()(base(inputs))
+    x = keras.layers.Dropout(0.2)(x)
+    outputs = keras.layers.Dense(37, activation="softmax")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy")
+    before = model.get_weights()
+    model.fit(rng.uniform(-1, 1, (16, 160, 160, 3)), rng.integers(0, 37, 16), batch_size=8, epochs=2, verbose=0)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(f"breed {i}" for i in range(37)) + "\n")
+    model.save(tmp_path / "pets.keras")
+    out = assert_matches_keras(model, tmp_path / "pets.keras", rng, labels=labels)
+    assert mnengine.Engine(out).labels[36] == "breed 36"
+
+
+def test_sequential_head_with_batch_norm_relu_and_sigmoid(keras, tmp_path, rng):
+    base = keras.applications.MobileNet(input_shape=(128, 128, 3), include_top=False, weights=None, alpha=0.25)
+    randomize_batch_norm(base, rng)
+    model = keras.Sequential([
+        keras.Input((128, 128, 3)),
+        keras.layers.Rescaling(1 / 127.5, offset=-1),
+        base,
+        keras.layers.GlobalMaxPooling2D(),
+        keras.layers.BatchNormalization(),
+        keras.layers.Dense(64),
+        keras.layers.ReLU(max_value=6),
+        keras.layers.Reshape((1, 1, 64)),
+        keras.layers.Conv2D(5, 1),
+        keras.layers.Flatten(),
+        keras.layers.Activation("sigmoid"),
+    ])
+    randomize_batch_norm(model, rng)
+    model.save(tmp_path / "model.keras")
+    out = tmp_path / "model.bin"
+    export(tmp_path / "model.keras", out)
+    engine = mnengine.Engine(out)
+    assert engine.preprocessing == "none"  # the model rescales its own input
+    pixels = rng.uniform(0, 255, (2, 128, 128, 3)).astype(np.float32)
+    expected = model.predict(pixels, verbose=0)
+    got = engine.predict(pixels)
+    assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-4
+
+
+def test_flatten_dense_head_at_96(keras, tmp_path, rng):
+    base = keras.applications.MobileNetV2(input_shape=(96, 96, 3), include_top=False, weights=None, alpha=0.5)
+    randomize_batch_norm(base, rng)
+    inputs = keras.Input((96, 96, 3))
+    x = keras.layers.Flatten()(base(inputs))
+    x = keras.layers.Dense(10, activation="softmax")(x)
+    model = keras.Model(inputs, x)
+    model.save(tmp_path / "model.h5")
+    assert_matches_keras(model, tmp_path / "model.h5", rng)
+
+
+def test_from_live_model(keras, tmp_path, rng):
+    model = keras.applications.MobileNetV2(alpha=0.35, input_shape=(64, 64, 3), weights=None, classes=7)
+    randomize_batch_norm(model, rng)
+    summary = from_keras(model, tmp_path / "live.bin")
+    assert summary.output_shape == (1, 1, 7) and summary.parameters > 0
+    x = rng.uniform(-1, 1, (1, 64, 64, 3)).astype(np.float32)
+    np.testing.assert_allclose(mnengine.Engine(tmp_path / "live.bin").predict(x), model.predict(x, verbose=0),
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_keras2_full_model_h5(tf_keras, tmp_path, rng):
+    """A full model saved by Keras 2 (tf_keras) in HDF5, with its Keras 2 config layout."""
+    model = tf_keras.applications.MobileNetV2(alpha=0.5, input_shape=(96, 96, 3), weights=None)
+    randomize_batch_norm(model, rng)
+    model.save(tmp_path / "keras2.h5")
+    assert_matches_keras(model, tmp_path / "keras2.h5", rng)
+
+
+def test_unsupported_layer_fails_cleanly(keras, tmp_path):
+    inputs = keras.Input((64, 64, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
+    x = keras.layers.DepthwiseConv2D(5, padding="same", name="wide_depthwise")(x)
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x))
+    model.save(tmp_path / "wide.keras")
+    out = tmp_path / "wide.bin"
+    with pytest.raises(UnsupportedModelError, match=r"'wide_depthwise' \(DepthwiseConv2D\).*3x3"):
+        export(tmp_path / "wide.keras", out)
+    assert not out.exists() and list(tmp_path.iterdir()) == [tmp_path / "wide.keras"]
+
+
+def test_cli_reports_unsupported_lstm(keras, tmp_path):
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Reshape((32, 96), name="rows_as_time")(inputs)
+    x = keras.layers.LSTM(4, name="sequence")(x)
+    keras.Model(inputs, x).save(tmp_path / "lstm.keras")
+    result = subprocess.run([sys.executable, "-m", "mnengine.export", str(tmp_path / "lstm.keras"), "-o",
+                             str(tmp_path / "lstm.bin")], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "'rows_as_time' (Reshape)" in result.stderr
+    assert "supported" in result.stderr and not (tmp_path / "lstm.bin").exists()
