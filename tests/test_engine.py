@@ -175,18 +175,89 @@ def test_graph_rejected_by_core_raises_model_format_error():
 
 
 def test_concurrent_predicts_match_serial(engine, rng):
+    """One Engine, 8 Python threads, 200 predicts each on inputs of their own: every result is
+    bit-identical to the serial one (threads share the engine's worker pool or run alone)."""
     inputs = [rng.uniform(-1, 1, (1 + i % 3, SIZE, SIZE, 3)).astype(np.float32) for i in range(8)]
     serial = [engine.predict(x) for x in inputs]
-    results = [None] * len(inputs)
+    mismatches = [0] * len(inputs)
 
     def work(i):
-        for _ in range(5):
-            results[i] = engine.predict(inputs[i])
+        for _ in range(200):
+            if not np.array_equal(engine.predict(inputs[i]), serial[i]):
+                mismatches[i] += 1
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(len(inputs))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    for got, want in zip(results, serial):
-        np.testing.assert_array_equal(got, want)
+    assert mismatches == [0] * len(inputs)
+
+
+@pytest.mark.parametrize("variant", ["float64", "big-endian", "non-contiguous", "negative strides", "fortran"])
+def test_float_array_layouts(engine, rng, variant):
+    """Float inputs of any dtype, byte order and memory layout give the same result as the
+    plain C-contiguous float32 array."""
+    x = rng.uniform(-1, 1, (2, SIZE, SIZE, 3)).astype(np.float32)
+    expected = engine.predict(x)
+    if variant == "float64":
+        other = x.astype(np.float64)
+    elif variant == "big-endian":
+        other = x.astype(">f4")
+    elif variant == "non-contiguous":
+        other = np.zeros((2, SIZE, 2 * SIZE, 3), np.float32)
+        other[:, :, ::2] = x
+        other = other[:, :, ::2]
+    elif variant == "negative strides":
+        other = np.ascontiguousarray(x[:, ::-1, ::-1])[:, ::-1, ::-1]
+    else:
+        other = np.asfortranarray(x)
+    assert not (variant != "float64" and other.flags.c_contiguous and other.dtype == np.float32)
+    np.testing.assert_array_equal(engine.predict(other), expected)
+
+
+def test_uint8_layouts(engine, photo):
+    expected = engine.predict(photo)
+    np.testing.assert_array_equal(engine.predict(np.ascontiguousarray(photo[::-1])[::-1]), expected)
+    np.testing.assert_array_equal(engine.predict(np.asfortranarray(photo)), expected)
+
+
+def test_one_pixel_and_huge_images(engine):
+    one = np.full((1, 1, 3), 200, np.uint8)
+    np.testing.assert_allclose(engine.predict(one), engine.predict(np.full((SIZE, SIZE, 3), 200, np.uint8)), atol=1e-6)
+    huge = np.zeros((10000, 10000, 3), np.uint8)
+    huge[:, 5000:] = 255
+    huge[2000:3000] = (10, 200, 30)
+    np.testing.assert_array_equal(engine.predict(huge), engine.predict(preprocess_like_keras(huge)))
+
+
+def resident_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+
+def test_memory_is_flat_over_5000_predicts(engine, rng):
+    x = rng.uniform(-1, 1, (1, SIZE, SIZE, 3)).astype(np.float32)
+    for _ in range(200):
+        engine.predict(x)
+    before = resident_bytes()
+    for _ in range(5000):
+        engine.predict(x)
+    assert resident_bytes() - before < 8 << 20
+
+
+def test_memory_is_flat_over_200_engines(tmp_path):
+    path = tmp_path / "small.bin"
+    mnengine.save_model(mnengine.models.mobilenet_v2(0.35, 48), path)
+    x = np.zeros((1, 48, 48, 3), np.float32)
+
+    def cycle(count):
+        for _ in range(count):
+            engine = mnengine.Engine(path, threads=2)
+            engine.predict(x)
+            del engine
+
+    cycle(20)
+    before = resident_bytes()
+    cycle(200)
+    assert resident_bytes() - before < 16 << 20

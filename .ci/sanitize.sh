@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The test suite against an extension built with AddressSanitizer and UndefinedBehaviorSanitizer
+# (CMake option MNENGINE_SANITIZE), in a virtual environment of its own:
+#   bash .ci/sanitize.sh [WORK_DIR]
+# CPython is not instrumented, so the ASan runtime is preloaded. Leak detection is off:
+# CPython keeps memory until exit that LeakSanitizer would report. Any ASan or UBSan report
+# aborts the run. The comparisons with Keras are left out (marker `keras`): TensorFlow does
+# not run under a preloaded ASan runtime, and they test the exporter's Python, not memory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WORK=${1:-/tmp/mnengine-sanitize}
+rm -rf "$WORK/venv"
+python3 -m venv "$WORK/venv"
+"$WORK/venv/bin/pip" install -q numpy pillow pytest h5py
+"$WORK/venv/bin/pip" install -q -Ccmake.define.MNENGINE_SANITIZE=ON -Cbuild-dir="$WORK/build" .
+ASAN_LIBRARY=$(g++ -print-file-name=libasan.so)
+[ -f "$ASAN_LIBRARY" ] || { echo "no libasan.so for g++ ($ASAN_LIBRARY)" >&2; exit 1; }
+cd "$WORK"  # outside the checkout: test the installed package
+EXTENSION=$("$WORK/venv/bin/python" -c 'import importlib.util as u; print(u.find_spec("mnengine._core").origin)')
+ldd "$EXTENSION" | grep -q libasan || { echo "$EXTENSION is not built with AddressSanitizer" >&2; exit 1; }
+LD_PRELOAD=$ASAN_LIBRARY \
+ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1 \
+UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  "$WORK/venv/bin/python" -m pytest -q -p no:cacheprovider -m "not keras" "$OLDPWD/tests"
