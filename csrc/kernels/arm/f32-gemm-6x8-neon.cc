@@ -8,6 +8,7 @@
 // is written as fold expressions over an index sequence, so accumulators stay in registers.
 #include <utility>
 
+#include "../gemm-rows.h"
 #include "neon.h"
 
 namespace mnengine {
@@ -90,21 +91,12 @@ void igemm_rows(size_t nc, size_t kc, size_t ks, const float* const* a, const fl
 
 void f32_igemm_6x8__neon(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a,
                          const float* w, float* c, size_t c_stride, Clamp clamp) {
-  switch (mr) {
-    case 1: return igemm_rows<1>(nc, kc, ks, a, w, c, c_stride, clamp);
-    case 2: return igemm_rows<2>(nc, kc, ks, a, w, c, c_stride, clamp);
-    case 3: return igemm_rows<3>(nc, kc, ks, a, w, c, c_stride, clamp);
-    case 4: return igemm_rows<4>(nc, kc, ks, a, w, c, c_stride, clamp);
-    case 5: return igemm_rows<5>(nc, kc, ks, a, w, c, c_stride, clamp);
-    default: return igemm_rows<6>(nc, kc, ks, a, w, c, c_stride, clamp);
-  }
+  dispatch_rows(mr, [&](auto rows) { igemm_rows<decltype(rows)::value>(nc, kc, ks, a, w, c, c_stride, clamp); });
 }
 
 void f32_gemm_6x8__neon(size_t mr, size_t nc, size_t kc, const float* a, size_t a_stride,
                         const float* w, float* c, size_t c_stride, Clamp clamp) {
-  const float* rows[6];
-  for (size_t i = 0; i < mr; ++i) rows[i] = a + i * a_stride;
-  f32_igemm_6x8__neon(mr, nc, kc, 1, rows, w, c, c_stride, clamp);
+  gemm_via_igemm<f32_igemm_6x8__neon, 6>(mr, nc, kc, a, a_stride, w, c, c_stride, clamp);
 }
 
 }  // namespace mnengine

@@ -1,5 +1,6 @@
 // f32-gemm 4x4 scalar and f32-igemm 4x4 scalar: the reference GEMMs on weights packed with
 // NR = 4. The GEMM is the IGEMM with one segment per row.
+#include "../gemm-rows.h"
 #include "scalar.h"
 
 namespace mnengine {
@@ -29,9 +30,7 @@ void f32_igemm_4x4__scalar(size_t mr, size_t nc, size_t kc, size_t ks, const flo
 
 void f32_gemm_4x4__scalar(size_t mr, size_t nc, size_t kc, const float* a, size_t a_stride,
                           const float* w, float* c, size_t c_stride, Clamp clamp) {
-  const float* rows[4];
-  for (size_t i = 0; i < mr; ++i) rows[i] = a + i * a_stride;
-  f32_igemm_4x4__scalar(mr, nc, kc, 1, rows, w, c, c_stride, clamp);
+  gemm_via_igemm<f32_igemm_4x4__scalar, 4>(mr, nc, kc, a, a_stride, w, c, c_stride, clamp);
 }
 
 }  // namespace mnengine
