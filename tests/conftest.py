@@ -1,5 +1,8 @@
 import importlib
 import os
+import subprocess
+import sys
+import tempfile
 import zlib
 from pathlib import Path
 
@@ -63,6 +66,13 @@ def tf_keras():
 def rng(request):
     """Fresh random data per test, reproducible from the test's name."""
     return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
+
+
+def run_module(module, *args, timeout=600):
+    """`python -m module args...` with this interpreter, from outside the checkout, so that
+    the installed mnengine is imported rather than the source tree beside the tests."""
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=tempfile.gettempdir())
 
 
 def run_poisoned(network, x):

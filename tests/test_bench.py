@@ -3,13 +3,12 @@ peer, run on the model file the benchmark writes for it, must reproduce mnengine
 (a peer that is not installed is an optional extra and its test is skipped)."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import mnengine
+from conftest import run_module
 from mnengine.bench import peers, random_input
 
 
@@ -21,7 +20,7 @@ def tiny_model(tmp_path_factory):
 
 
 def bench(*args):
-    return subprocess.run([sys.executable, "-m", "mnengine.bench", *args], capture_output=True, text=True, timeout=300)
+    return run_module("mnengine.bench", *args)
 
 
 def test_json_report(tiny_model):

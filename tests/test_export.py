@@ -4,13 +4,11 @@ model, a Keras 2 (tf_keras) model, and models it must refuse. Keras's predict is
 Weights are random (nothing can be downloaded here) with BatchNormalization statistics drawn
 from realistic ranges."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 import mnengine
+from conftest import run_module
 from mnengine.export import UnsupportedModelError, export, from_keras, imagenet_labels
 
 pytestmark = pytest.mark.keras
@@ -161,8 +159,7 @@ def test_cli_reports_unsupported_lstm(keras, tmp_path):
     x = keras.layers.Reshape((32, 96), name="rows_as_time")(inputs)
     x = keras.layers.LSTM(4, name="sequence")(x)
     keras.Model(inputs, x).save(tmp_path / "lstm.keras")
-    result = subprocess.run([sys.executable, "-m", "mnengine.export", str(tmp_path / "lstm.keras"), "-o",
-                             str(tmp_path / "lstm.bin")], capture_output=True, text=True)
+    result = run_module("mnengine.export", tmp_path / "lstm.keras", "-o", tmp_path / "lstm.bin")
     assert result.returncode == 1
     assert "'rows_as_time' (Reshape)" in result.stderr
     assert "supported" in result.stderr and not (tmp_path / "lstm.bin").exists()

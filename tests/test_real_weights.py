@@ -8,13 +8,12 @@ does to an image path).
 """
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import mnengine
+from conftest import run_module
 from mnengine.export import export
 
 MODELS = {
@@ -50,9 +49,8 @@ def exported(tmp_path_factory):
 def test_cli_exports_keras2_weights_only_file(fixtures, tmp_path):
     """The official release file, written by Keras 2.0.4, through the command line."""
     out = tmp_path / "v1.bin"
-    result = subprocess.run(
-        [sys.executable, "-m", "mnengine.export", str(fixtures / "keras/mobilenet_2_5_224_tf_no_top.h5"), "-o", str(out),
-         "--arch", "mobilenet_v1", "--alpha", "0.25", "--size", "224"], capture_output=True, text=True)
+    result = run_module("mnengine.export", fixtures / "keras/mobilenet_2_5_224_tf_no_top.h5", "-o", out,
+                        "--arch", "mobilenet_v1", "--alpha", "0.25", "--size", "224")
     assert result.returncode == 0, result.stderr
     assert "weights-only h5, Keras 2.0.4" in result.stdout and "multiply-adds" in result.stdout
     assert mnengine.Engine(out).output_shape == (7, 7, 256)
