@@ -5,6 +5,20 @@
     >>> engine.top_k("cat.jpg")
 """
 
+from pathlib import Path as _Path
+
+try:
+    from . import _core
+except ImportError as _error:  # pragma: no cover - depends on how Python was started
+    if not any(_Path(__file__).parent.glob("_core*")):
+        raise ImportError(
+            f"mnengine's compiled extension is not in {_Path(__file__).parent}: this is the source "
+            "tree, which Python imports first when started in the repository's top directory. "
+            "Run from another directory (or use the mnengine-bench / mnengine-export commands), "
+            "or install in place with: pip install -e ."
+        ) from _error
+    raise
+
 from . import models
 from .engine import Engine, cpu_info
 from .errors import ModelFormatError
