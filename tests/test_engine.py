@@ -236,6 +236,7 @@ def resident_bytes():
         return int(f.read().split()[1]) * 4096
 
 
+@pytest.mark.rss
 def test_memory_is_flat_over_5000_predicts(engine, rng):
     x = rng.uniform(-1, 1, (1, SIZE, SIZE, 3)).astype(np.float32)
     for _ in range(200):
@@ -246,6 +247,7 @@ def test_memory_is_flat_over_5000_predicts(engine, rng):
     assert resident_bytes() - before < 8 << 20
 
 
+@pytest.mark.rss
 def test_memory_is_flat_over_200_engines(tmp_path):
     path = tmp_path / "small.bin"
     mnengine.save_model(mnengine.models.mobilenet_v2(0.35, 48), path)
