@@ -2,13 +2,16 @@
 // once over a `Simd` description of one vector register of channels. Each ISA's kernel file
 // defines its Simd and instantiates dwconv3x3_row (see x86/ and arm/).
 //
-// The row is swept in tiles of 4 output pixels; for each tile every channel group is done
-// before moving on, so the input is read as contiguous runs of channels (a channel-outer
-// sweep would stride through memory by whole pixels and thrash L1 on wide layers). Within
-// a tile, each input column is loaded once and feeds every output pixel whose window covers
-// it: 3 x 6 loads for 36 FMAs at stride 1, 3 x 9 at stride 2. Border windows that miss
-// whole columns run the same code without them, and the rest test each tap, so the input is
-// never copied into a padded buffer.
+// The unit of work is a block of kPixels adjacent output pixels by kGroups channel groups
+// (vectors) with kPixels * kGroups = 8 accumulators: an FMA has 4 cycles of latency and two
+// issue ports on the cores we target, so fewer independent sums would leave the FMA units
+// idle (9 taps into one accumulator is a 36-cycle chain). Rows are swept with 8-pixel
+// blocks of one group, each input column loaded once for every output pixel whose window
+// covers it (10 loads per kernel row for 24 FMAs at stride 1, 17 at stride 2); the pixels
+// left over take narrower, taller blocks (4x2, 2x4, 1x8), as do the border pixels. Every
+// block does all channel groups before the sweep moves on, so the input is read as
+// contiguous runs of channels. Border windows that miss whole columns run the same code
+// without them, so the input is never copied into a padded buffer.
 //
 // Simd provides: Vec; kLanes (channels per vector, the kernel's CR); Full and Tail lane sets
 // with load(p) and store(p, v) (Tail covers the first `count` < kLanes channels and touches
@@ -17,51 +20,99 @@
 #pragma once
 
 #include <cstddef>
+#include <type_traits>
 
 #include "../kernels.h"
+
+// Complete unrolling of the loops below, so that every accumulator index is a constant and
+// the accumulators live in registers (GCC otherwise keeps arrays this size in memory).
+#define MNENGINE_UNROLL _Pragma("GCC unroll 32")
 
 namespace mnengine {
 namespace dwconv3x3 {
 
-constexpr size_t kTile = 4;
+constexpr size_t kAccumulators = 8;
 
-// kPixels adjacent output pixels. Their windows span kColumns input columns, of which the
-// first kSkipLeft and the last kSkipRight lie outside the image (zero padding) and are not
-// read. `rows` point at the first column read (channel offset applied), `w` at the group's
-// packed [bias][9 taps] weights.
-template <class Simd, size_t kStride, size_t kPixels, size_t kSkipLeft, size_t kSkipRight,
-          class Lanes>
-inline void window_pixels(Lanes lanes, size_t channels, const float* const* rows,
-                          const float* w, float* out, typename Simd::Vec vmin,
-                          typename Simd::Vec vmax) {
+// kPixels adjacent output pixels by kGroups channel groups. Their windows span kColumns input
+// columns, of which the first kSkipLeft and the last kSkipRight lie outside the image (zero
+// padding) and are not read. `rows` point at the first column read (channel offset
+// applied), `w` at the first group's packed [bias][9 taps] weights; groups are kLanes
+// channels apart in the data and 10 * kLanes floats apart in the weights.
+template <class Simd, size_t kStride, size_t kPixels, size_t kGroups, size_t kSkipLeft,
+          size_t kSkipRight, class Lanes>
+inline void block(Lanes lanes, size_t channels, const float* const* rows, const float* w,
+                  float* out, typename Simd::Vec vmin, typename Simd::Vec vmax) {
   using Vec = typename Simd::Vec;
   constexpr size_t kCR = Simd::kLanes;
   constexpr size_t kColumns = (kPixels - 1) * kStride + 3;
-  Vec acc[kPixels];
-  const Vec bias = Simd::weights(w);
-  for (size_t p = 0; p < kPixels; ++p) acc[p] = bias;
+  Vec acc[kGroups][kPixels];
+  MNENGINE_UNROLL
+  for (size_t g = 0; g < kGroups; ++g) {
+    const Vec bias = Simd::weights(w + g * 10 * kCR);
+    MNENGINE_UNROLL
+    for (size_t p = 0; p < kPixels; ++p) acc[g][p] = bias;
+  }
+  MNENGINE_UNROLL
   for (size_t ky = 0; ky < 3; ++ky) {
-    const Vec k0 = Simd::weights(w + kCR + (ky * 3 + 0) * kCR);
-    const Vec k1 = Simd::weights(w + kCR + (ky * 3 + 1) * kCR);
-    const Vec k2 = Simd::weights(w + kCR + (ky * 3 + 2) * kCR);
-    const float* row = rows[ky];
-    for (size_t column = kSkipLeft; column + kSkipRight < kColumns; ++column) {
-      const Vec x = lanes.load(row + (column - kSkipLeft) * channels);
-      // Output pixel p sees this column through tap kx = column - p * stride.
-      for (size_t p = 0; p < kPixels; ++p) {
-        const size_t kx = column - p * kStride;  // wraps to huge when p's window starts later
-        if (kx == 0) acc[p] = Simd::fma(acc[p], x, k0);
-        if (kx == 1) acc[p] = Simd::fma(acc[p], x, k1);
-        if (kx == 2) acc[p] = Simd::fma(acc[p], x, k2);
+    // Stepped a column at a time: one register for every column's address.
+    const float* x_column = rows[ky];
+    MNENGINE_UNROLL
+    for (size_t column = kSkipLeft; column + kSkipRight < kColumns; ++column, x_column += channels) {
+      MNENGINE_UNROLL
+      for (size_t g = 0; g < kGroups; ++g) {
+        const Vec x = lanes.load(x_column + g * kCR);
+        const float* taps = w + g * 10 * kCR + kCR + ky * 3 * kCR;
+        // Output pixel p sees this column through tap kx = column - p * stride.
+        MNENGINE_UNROLL
+        for (size_t p = 0; p < kPixels; ++p) {
+          const size_t kx = column - p * kStride;  // wraps to huge when p's window starts later
+          if (kx < 3) acc[g][p] = Simd::fma(acc[g][p], x, Simd::weights(taps + kx * kCR));
+        }
       }
     }
   }
-  for (size_t p = 0; p < kPixels; ++p) lanes.store(out + p * channels, Simd::clamp(acc[p], vmin, vmax));
+  MNENGINE_UNROLL
+  for (size_t g = 0; g < kGroups; ++g) {
+    MNENGINE_UNROLL
+    for (size_t p = 0; p < kPixels; ++p)
+      lanes.store(out + p * channels + g * kCR, Simd::clamp(acc[g][p], vmin, vmax));
+  }
 }
 
-// One output pixel at the border: each tap is tested against the image.
+// Blocks of kPixels pixels over channels [c, channels): kGroups groups at a time while they
+// last, then fewer (halving), then the channel tail.
+template <class Simd, size_t kStride, size_t kPixels, size_t kGroups, size_t kSkipLeft,
+          size_t kSkipRight>
+inline void groups_from(size_t c, size_t channels, const float* const* rows, const float* w,
+                        float* out, typename Simd::Vec vmin, typename Simd::Vec vmax) {
+  constexpr size_t kCR = Simd::kLanes;
+  for (; c + kGroups * kCR <= channels; c += kGroups * kCR) {
+    const float* group_rows[3] = {rows[0] + c, rows[1] + c, rows[2] + c};
+    block<Simd, kStride, kPixels, kGroups, kSkipLeft, kSkipRight>(
+        typename Simd::Full{}, channels, group_rows, w + c * 10, out + c, vmin, vmax);
+  }
+  if constexpr (kGroups > 1) {
+    groups_from<Simd, kStride, kPixels, kGroups / 2, kSkipLeft, kSkipRight>(c, channels, rows, w, out, vmin, vmax);
+  } else if (c != channels) {
+    const float* group_rows[3] = {rows[0] + c, rows[1] + c, rows[2] + c};
+    block<Simd, kStride, kPixels, 1, kSkipLeft, kSkipRight>(
+        Simd::tail(channels - c), channels, group_rows, w + c * 10, out + c, vmin, vmax);
+  }
+}
+
+// kPixels pixels whose first column read is `first_column`, all channels.
+template <class Simd, size_t kStride, size_t kPixels, size_t kSkipLeft = 0, size_t kSkipRight = 0>
+inline void pixels(size_t channels, size_t first_column, const float* const* rows,
+                   const float* w, float* out, typename Simd::Vec vmin, typename Simd::Vec vmax) {
+  const size_t offset = first_column * channels;
+  const float* shifted[3] = {rows[0] + offset, rows[1] + offset, rows[2] + offset};
+  groups_from<Simd, kStride, kPixels, kAccumulators / kPixels, kSkipLeft, kSkipRight>(
+      0, channels, shifted, w, out, vmin, vmax);
+}
+
+// One output pixel of an image narrower than the window: each tap is tested against the image.
 template <class Simd, class Lanes>
-inline void border_pixel(Lanes lanes, size_t channels, size_t in_width, size_t ix0,
+inline void narrow_pixel(Lanes lanes, size_t channels, size_t in_width, size_t ix0,
                          const float* const* rows, const float* w, float* out,
                          typename Simd::Vec vmin, typename Simd::Vec vmax) {
   constexpr size_t kCR = Simd::kLanes;
@@ -75,40 +126,19 @@ inline void border_pixel(Lanes lanes, size_t channels, size_t in_width, size_t i
   lanes.store(out, Simd::clamp(acc, vmin, vmax));
 }
 
-// All channel groups of kPixels pixels whose first column read is `first_column`: full
-// groups, then the tail.
-template <class Simd, size_t kStride, size_t kPixels, size_t kSkipLeft = 0, size_t kSkipRight = 0>
-inline void pixels_all_groups(size_t channels, size_t first_column, const float* const* rows,
-                              const float* w, float* out, typename Simd::Vec vmin,
-                              typename Simd::Vec vmax) {
-  constexpr size_t kCR = Simd::kLanes;
-  const size_t offset = first_column * channels;
-  size_t c = 0;
-  for (; c + kCR <= channels; c += kCR, w += 10 * kCR) {
-    const float* group_rows[3] = {rows[0] + offset + c, rows[1] + offset + c, rows[2] + offset + c};
-    window_pixels<Simd, kStride, kPixels, kSkipLeft, kSkipRight>(typename Simd::Full{}, channels,
-                                                                 group_rows, w, out + c, vmin, vmax);
-  }
-  if (c != channels) {
-    const float* group_rows[3] = {rows[0] + offset + c, rows[1] + offset + c, rows[2] + offset + c};
-    window_pixels<Simd, kStride, kPixels, kSkipLeft, kSkipRight>(Simd::tail(channels - c), channels,
-                                                                 group_rows, w, out + c, vmin, vmax);
-  }
-}
-
 template <class Simd>
-void border_all_groups(size_t channels, size_t in_width, size_t ix0, const float* const* rows,
-                       const float* w, float* out, typename Simd::Vec vmin,
-                       typename Simd::Vec vmax) {
+void narrow_pixel_all_groups(size_t channels, size_t in_width, size_t ix0, const float* const* rows,
+                             const float* w, float* out, typename Simd::Vec vmin,
+                             typename Simd::Vec vmax) {
   constexpr size_t kCR = Simd::kLanes;
   size_t c = 0;
   for (; c + kCR <= channels; c += kCR, w += 10 * kCR) {
     const float* group_rows[3] = {rows[0] + c, rows[1] + c, rows[2] + c};
-    border_pixel<Simd>(typename Simd::Full{}, channels, in_width, ix0, group_rows, w, out + c, vmin, vmax);
+    narrow_pixel<Simd>(typename Simd::Full{}, channels, in_width, ix0, group_rows, w, out + c, vmin, vmax);
   }
   if (c != channels) {
     const float* group_rows[3] = {rows[0] + c, rows[1] + c, rows[2] + c};
-    border_pixel<Simd>(Simd::tail(channels - c), channels, in_width, ix0, group_rows, w, out + c, vmin, vmax);
+    narrow_pixel<Simd>(Simd::tail(channels - c), channels, in_width, ix0, group_rows, w, out + c, vmin, vmax);
   }
 }
 
@@ -134,25 +164,30 @@ void dwconv3x3_row(size_t channels, size_t out_width, size_t in_width, size_t pa
     const size_t missing_left = ix0 < in_width ? 0 : 0 - ix0;
     const size_t missing_right = ix0 + 3 > in_width && ix0 < in_width ? ix0 + 3 - in_width : 0;
     if (missing_left == 1 && in_width >= 2) {
-      pixels_all_groups<Simd, kStride, 1, 1, 0>(channels, 0, rows, w, y, vmin, vmax);
+      pixels<Simd, kStride, 1, 1, 0>(channels, 0, rows, w, y, vmin, vmax);
     } else if (missing_left == 2 && in_width >= 1) {
-      pixels_all_groups<Simd, kStride, 1, 2, 0>(channels, 0, rows, w, y, vmin, vmax);
+      pixels<Simd, kStride, 1, 2, 0>(channels, 0, rows, w, y, vmin, vmax);
     } else if (missing_right == 1 && missing_left == 0) {
-      pixels_all_groups<Simd, kStride, 1, 0, 1>(channels, ix0, rows, w, y, vmin, vmax);
+      pixels<Simd, kStride, 1, 0, 1>(channels, ix0, rows, w, y, vmin, vmax);
     } else if (missing_right == 2 && missing_left == 0) {
-      pixels_all_groups<Simd, kStride, 1, 0, 2>(channels, ix0, rows, w, y, vmin, vmax);
+      pixels<Simd, kStride, 1, 0, 2>(channels, ix0, rows, w, y, vmin, vmax);
     } else {
-      border_all_groups<Simd>(channels, in_width, ix0, rows, w, y, vmin, vmax);
+      narrow_pixel_all_groups<Simd>(channels, in_width, ix0, rows, w, y, vmin, vmax);
     }
+  };
+  const auto interior = [&](auto pixel_count, size_t ox) {
+    constexpr size_t kPixels = decltype(pixel_count)::value;
+    pixels<Simd, kStride, kPixels>(channels, ox * kStride - pad_left, rows, w, out + ox * channels, vmin, vmax);
   };
   size_t ox = 0;
   for (; ox < interior_begin; ++ox) border(ox);
-  for (; ox + kTile <= interior_end; ox += kTile)
-    pixels_all_groups<Simd, kStride, kTile>(channels, ox * kStride - pad_left, rows, w, out + ox * channels, vmin, vmax);
-  for (; ox < interior_end; ++ox)
-    pixels_all_groups<Simd, kStride, 1>(channels, ox * kStride - pad_left, rows, w, out + ox * channels, vmin, vmax);
+  for (; ox + 4 <= interior_end; ox += 4) interior(std::integral_constant<size_t, 4>(), ox);
+  if (ox + 2 <= interior_end) interior(std::integral_constant<size_t, 2>(), ox), ox += 2;
+  if (ox < interior_end) interior(std::integral_constant<size_t, 1>(), ox), ++ox;
   for (; ox < out_width; ++ox) border(ox);
 }
 
 }  // namespace dwconv3x3
 }  // namespace mnengine
+
+#undef MNENGINE_UNROLL
