@@ -47,9 +47,16 @@ FloatArray as_float_array(const py::handle& object, const char* what) {
   return py::reinterpret_borrow<FloatArray>(object);
 }
 
+mnengine::Fusion parse_fusion(const std::string& name) {
+  if (name == "auto") return mnengine::Fusion::automatic;
+  if (name == "always") return mnengine::Fusion::always;
+  if (name == "never") return mnengine::Fusion::never;
+  throw std::invalid_argument("fusion must be 'auto', 'always' or 'never', got '" + name + "'");
+}
+
 std::unique_ptr<Network> make_network(const std::string& isa, size_t threads,
                                       std::tuple<size_t, size_t, size_t> input_shape,
-                                      const py::list& nodes) {
+                                      const py::list& nodes, const std::string& fusion) {
   std::vector<NodeSpec> specs;
   std::vector<FloatArray> keep_alive;  // the weights outlive the packing in the constructor
   for (const py::handle& item : nodes) {
@@ -80,8 +87,9 @@ std::unique_ptr<Network> make_network(const std::string& isa, size_t threads,
     specs.push_back(std::move(spec));
   }
   const Shape input{std::get<0>(input_shape), std::get<1>(input_shape), std::get<2>(input_shape)};
+  const mnengine::Fusion fusion_policy = parse_fusion(fusion);
   py::gil_scoped_release release;  // packing large weights takes a while
-  return std::make_unique<Network>(isa, threads, input, specs);
+  return std::make_unique<Network>(isa, threads, input, specs, fusion_policy);
 }
 
 py::tuple shape_tuple(Shape s) { return py::make_tuple(s.height, s.width, s.channels); }
@@ -140,13 +148,22 @@ PYBIND11_MODULE(_core, m) {
   "Single-thread float32 FMA throughput of one core in GFLOP/s, from a register-only loop "
   "with the given ISA's kernels, run for at least `seconds`.");
 
-  py::class_<Network>(m, "Network")
+  // Local to this module: another extension (or a second copy of mnengine) may bind a type of
+  // the same name.
+  py::class_<Network>(m, "Network", py::module_local())
       .def(py::init(&make_network), py::arg("isa"), py::arg("threads"), py::arg("input_shape"),
-           py::arg("nodes"))
+           py::arg("nodes"), py::arg("fusion") = "auto",
+           "fusion: 'auto' fuses the MobileNet blocks where it pays; 'always' and 'never' are for "
+           "testing both paths.")
       .def_property_readonly("isa", [](const Network& n) { return std::string(n.kernels().isa); })
       .def_property_readonly("threads", &Network::threads)
       .def_property_readonly("input_shape", [](const Network& n) { return shape_tuple(n.input_shape()); })
       .def_property_readonly("output_shape", [](const Network& n) { return shape_tuple(n.output_shape()); })
+      .def_property_readonly("steps", [](const Network& n) {
+            std::vector<std::pair<size_t, size_t>> ranges;
+            for (const Network::NodeRange& r : n.steps()) ranges.emplace_back(r.first, r.count);
+            return ranges;
+          }, "The operators run, as (first node, node count): a count above one is a fused block.")
       .def("run", [](const Network& net, const py::handle& x_object, const py::handle& out_object) {
             const FloatArray x = as_float_array(x_object, "x");
             FloatArray out = as_float_array(out_object, "out");
@@ -169,5 +186,5 @@ PYBIND11_MODULE(_core, m) {
               net.run(in, batch, y, &seconds);
             }
             return seconds;
-          }, py::arg("x"), py::arg("out"), "Like run(); returns the wall time of each node in seconds.");
+          }, py::arg("x"), py::arg("out"), "Like run(); returns the wall time in seconds of each of `steps`.");
 }

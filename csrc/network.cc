@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <stdexcept>
 
 #include "isa.h"
@@ -166,6 +167,84 @@ std::unique_ptr<Operator> make_operator(const KernelSet& kernels, size_t threads
   throw std::invalid_argument("unknown operator kind");
 }
 
+// Fusing pays where the expanded tensor is large and the weights small (the early, wide
+// blocks): each step of a fused block streams all its weights again, which is free while they
+// stay in L1/L2 but not for the late blocks, whose weights outweigh their activations.
+constexpr size_t kMinFusedTensorPerWeight = 8;
+// With several threads a fused block splits each image into bands of output rows, and each
+// band expands the two input rows it shares with its neighbour again: blocks with fewer
+// output rows than this per thread run layer by layer instead.
+constexpr size_t kMinFusedRowsPerThread = 8;
+
+// The nodes from `first` that form one fused MobileNet block: [1x1 expand] -> depthwise 3x3
+// -> [1x1 project] [-> add of the block input], with an expand or a project or both, each
+// intermediate tensor read only by the next node. A 1x1 convolution feeding a depthwise is
+// left to start the next block (as in MobileNet v1, where every block is pointwise ->
+// depthwise), not taken as a project. Returns 0 if no block starts at `first`.
+struct TensorReaders {
+  explicit TensorReaders(const std::vector<NodeSpec>& nodes)
+      : count(nodes.size() + 1, 0), depthwise(nodes.size() + 1, false) {
+    for (const NodeSpec& node : nodes) {
+      for (size_t id : node.inputs) ++count[id];
+      if (node.kind == OpKind::depthwise3x3) depthwise[node.inputs[0]] = true;
+    }
+  }
+  std::vector<size_t> count;    // nodes reading each tensor id
+  std::vector<bool> depthwise;  // whether a depthwise node reads it
+};
+
+size_t fused_block_length(const std::vector<NodeSpec>& nodes, size_t first,
+                          const std::vector<Shape>& shapes, const TensorReaders& readers,
+                          size_t threads, Fusion fusion) {
+  if (fusion == Fusion::never) return 0;
+  const size_t n = nodes.size();
+  const std::vector<size_t>& consumers = readers.count;
+  const std::vector<bool>& feeds_depthwise = readers.depthwise;
+  // Node i is the only reader of the output of node i - 1.
+  const auto chained = [&](size_t i, OpKind kind) {
+    return i < n && nodes[i].kind == kind && nodes[i].inputs[0] == i && consumers[i] == 1;
+  };
+  size_t last = first;
+  const bool expand = nodes[first].kind == OpKind::conv1x1 && chained(first + 1, OpKind::depthwise3x3);
+  if (expand) ++last;
+  if (nodes[last].kind != OpKind::depthwise3x3) return 0;
+  const size_t depthwise = last;
+  const bool project = chained(last + 1, OpKind::conv1x1) && !feeds_depthwise[last + 2];
+  if (project) ++last;
+  if (!expand && !project) return 0;
+  const size_t block_input = nodes[first].inputs[0];
+  if (project && last + 1 < n && nodes[last + 1].kind == OpKind::add && consumers[last + 1] == 1) {
+    const std::vector<size_t>& operands = nodes[last + 1].inputs;
+    const Shape out = shapes[last + 1], in = shapes[block_input];
+    const bool adds_input = (operands[0] == last + 1 && operands[1] == block_input) ||
+                            (operands[1] == last + 1 && operands[0] == block_input);
+    if (adds_input && out.height == in.height && out.width == in.width && out.channels == in.channels) ++last;
+  }
+  if (fusion == Fusion::always) return last - first + 1;
+  if (threads > 1 && shapes[depthwise + 1].height < kMinFusedRowsPerThread * threads) return 0;
+  const size_t weights = (expand ? nodes[first].kernel_size : 0) + (project ? nodes[depthwise + 1].kernel_size : 0);
+  if (shapes[depthwise].size() < kMinFusedTensorPerWeight * weights) return 0;
+  return last - first + 1;
+}
+
+std::unique_ptr<Operator> make_fused_operator(const KernelSet& kernels, size_t threads,
+                                              const std::vector<NodeSpec>& nodes, size_t first,
+                                              size_t count, const std::vector<Shape>& shapes) {
+  const auto pointwise = [&](const NodeSpec& spec) {
+    return PointwiseLayer{spec.out_channels, spec.kernel, spec.bias, spec.clamp};
+  };
+  size_t i = first;
+  std::optional<PointwiseLayer> expand, project;
+  if (nodes[i].kind == OpKind::conv1x1) expand = pointwise(nodes[i++]);
+  const NodeSpec& dw = nodes[i++];
+  if (i < first + count && nodes[i].kind == OpKind::conv1x1) project = pointwise(nodes[i++]);
+  const Clamp* residual = i < first + count ? &nodes[i].clamp : nullptr;
+  const FusedBlock block{expand ? &*expand : nullptr,
+                         {dw.stride, dw.padding, dw.kernel, dw.bias, dw.clamp},
+                         project ? &*project : nullptr, residual};
+  return make_fused_block(kernels, shapes[nodes[first].inputs[0]], block, threads);
+}
+
 struct TaskContext {
   const Operator* op;
   const Tensors* tensors;
@@ -194,7 +273,7 @@ struct Network::Workspace {
 };
 
 Network::Network(const std::string& isa, size_t threads, Shape input,
-                 const std::vector<NodeSpec>& nodes)
+                 const std::vector<NodeSpec>& nodes, Fusion fusion)
     : kernels_(select_kernel_set(isa)), pool_(checked_threads(threads)) {
   if (input.height == 0 || input.width == 0 || input.channels == 0 ||
       input.height > kMaxTensorFloats || input.width > kMaxTensorFloats / input.height ||
@@ -204,31 +283,43 @@ Network::Network(const std::string& isa, size_t threads, Shape input,
   if (nodes.empty()) throw std::invalid_argument("a network needs at least one node");
 
   shapes_.push_back(input);
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    const Shape out = infer_output_shape(i, nodes[i], shapes_);
-    operators_.push_back(make_operator(kernels_, threads, nodes[i], shapes_[nodes[i].inputs[0]], out));
-    inputs_.push_back(nodes[i].inputs);
-    shapes_.push_back(out);
-    scratch_floats_ = std::max(scratch_floats_, round_up(operators_.back()->scratch_floats(), kArenaGranule));
+  for (size_t i = 0; i < nodes.size(); ++i) shapes_.push_back(infer_output_shape(i, nodes[i], shapes_));
+
+  const TensorReaders readers(nodes);
+  for (size_t i = 0; i < nodes.size();) {
+    const size_t fused = fused_block_length(nodes, i, shapes_, readers, threads, fusion);
+    Step step;
+    if (fused != 0) {
+      step.op = make_fused_operator(kernels_, threads, nodes, i, fused, shapes_);
+      step.nodes = {i, fused};
+    } else {
+      step.op = make_operator(kernels_, threads, nodes[i], shapes_[nodes[i].inputs[0]], shapes_[i + 1]);
+      step.nodes = {i, 1};
+    }
+    // A fused block reads only its first node's input: the others are inside it.
+    step.inputs = fused != 0 ? std::vector<size_t>{nodes[i].inputs[0]} : nodes[i].inputs;
+    i += step.nodes.count;
+    step.output = i;
+    scratch_floats_ = std::max(scratch_floats_, round_up(step.op->scratch_floats(), kArenaGranule));
+    steps_.push_back(std::move(step));
   }
 
-  // Plan the intermediate tensors (ids 1 .. n-1; the input and the output are the caller's)
-  // into one arena: each takes the lowest gap free for its lifetime.
-  const size_t output_id = nodes.size();
-  std::vector<size_t> last_use(shapes_.size());
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    last_use[i + 1] = i;
-    for (size_t id : inputs_[i]) last_use[id] = std::max(last_use[id], i);
+  // Plan the tensors the steps write (but the last: the caller's output) into one arena:
+  // each takes the lowest gap free for its lifetime. The input is the caller's too.
+  std::vector<size_t> last_use(shapes_.size(), 0);
+  for (size_t s = 0; s < steps_.size(); ++s) {
+    last_use[steps_[s].output] = s;
+    for (size_t id : steps_[s].inputs) last_use[id] = std::max(last_use[id], s);
   }
   struct Block {
     size_t offset, size, tensor;
   };
   std::vector<Block> live;
   arena_offsets_.assign(shapes_.size(), 0);
-  for (size_t id = 1; id < output_id; ++id) {
-    const size_t node = id - 1;
+  for (size_t s = 0; s + 1 < steps_.size(); ++s) {
+    const size_t id = steps_[s].output;
     live.erase(std::remove_if(live.begin(), live.end(),
-                              [&](const Block& b) { return last_use[b.tensor] < node; }),
+                              [&](const Block& b) { return last_use[b.tensor] < s; }),
                live.end());
     std::sort(live.begin(), live.end(), [](const Block& a, const Block& b) { return a.offset < b.offset; });
     const size_t size = round_up(shapes_[id].size(), kArenaGranule);
@@ -241,6 +332,12 @@ Network::Network(const std::string& isa, size_t threads, Shape input,
     arena_offsets_[id] = offset;
     arena_floats_per_image_ = std::max(arena_floats_per_image_, offset + size);
   }
+}
+
+std::vector<Network::NodeRange> Network::steps() const {
+  std::vector<NodeRange> ranges;
+  for (const Step& step : steps_) ranges.push_back(step.nodes);
+  return ranges;
 }
 
 Network::~Network() = default;
@@ -274,34 +371,35 @@ void Network::release_workspace(std::unique_ptr<Workspace> workspace) const {
 }
 
 void Network::run(const float* input, size_t batch, float* output,
-                  std::vector<double>* node_seconds) const {
+                  std::vector<double>* step_seconds) const {
   if (batch == 0 || batch > kMaxTensorFloats / std::max(arena_floats_per_image_, input_shape().size())) {
     throw std::invalid_argument("batch size " + std::to_string(batch) + " is out of range");
   }
   DenormalsFlushed flushed;
   std::unique_ptr<Workspace> workspace = acquire_workspace(batch);
   std::unique_lock<std::mutex> pool_lock(pool_mutex_, std::try_to_lock);
-  if (node_seconds != nullptr) node_seconds->assign(operators_.size(), 0.0);
+  if (step_seconds != nullptr) step_seconds->assign(steps_.size(), 0.0);
 
-  const size_t output_id = operators_.size();
+  const size_t output_id = steps_.back().output;
   const auto tensor = [&](size_t id) -> float* {
-    if (id == 0) return const_cast<float*>(input);  // read only: no node writes tensor 0
+    if (id == 0) return const_cast<float*>(input);  // read only: no step writes tensor 0
     if (id == output_id) return output;
     return workspace->arena.data() + arena_offsets_[id] * batch;
   };
-  for (size_t i = 0; i < operators_.size(); ++i) {
+  for (size_t s = 0; s < steps_.size(); ++s) {
+    const Step& step = steps_[s];
     const auto start = std::chrono::steady_clock::now();
-    const Tensors tensors{batch, tensor(inputs_[i][0]),
-                          inputs_[i].size() > 1 ? tensor(inputs_[i][1]) : nullptr, tensor(i + 1)};
-    const TaskContext context{operators_[i].get(), &tensors, workspace->scratch.data(), scratch_floats_};
-    const size_t count = operators_[i]->task_count(batch);
+    const Tensors tensors{batch, tensor(step.inputs[0]),
+                          step.inputs.size() > 1 ? tensor(step.inputs[1]) : nullptr, tensor(step.output)};
+    const TaskContext context{step.op.get(), &tensors, workspace->scratch.data(), scratch_floats_};
+    const size_t count = step.op->task_count(batch);
     if (pool_lock.owns_lock()) {
       pool_.run(count, run_task, &context);
     } else {
       for (size_t task = 0; task < count; ++task) run_task(&context, task, 0);
     }
-    if (node_seconds != nullptr) {
-      (*node_seconds)[i] =
+    if (step_seconds != nullptr) {
+      (*step_seconds)[s] =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
   }

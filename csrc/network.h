@@ -1,4 +1,5 @@
-// A network: operators in execution order over planned activation buffers.
+// A network: operators in execution order over planned activation buffers. Consecutive nodes
+// that form a MobileNet block run as one fused operator.
 #pragma once
 
 #include <cstddef>
@@ -40,11 +41,16 @@ struct NodeSpec {
   size_t bias_size = 0;
 };
 
+// Which MobileNet blocks run as one fused operator: those where it pays (the default), every
+// block the nodes form, or none. The last two exist for tests of both paths at any shape.
+enum class Fusion { automatic, always, never };
+
 class Network {
  public:
   // Validates the nodes (throws std::invalid_argument naming the node and the mismatch),
   // packs every weight and plans the activation buffers.
-  Network(const std::string& isa, size_t threads, Shape input, const std::vector<NodeSpec>& nodes);
+  Network(const std::string& isa, size_t threads, Shape input, const std::vector<NodeSpec>& nodes,
+          Fusion fusion = Fusion::automatic);
   ~Network();
 
   const KernelSet& kernels() const { return kernels_; }
@@ -52,22 +58,35 @@ class Network {
   Shape input_shape() const { return shapes_.front(); }
   Shape output_shape() const { return shapes_.back(); }
 
+  // The operators run, in order, as the nodes each one computes: [first, first + count).
+  // A count above one is a fused block (see make_fused_block).
+  struct NodeRange {
+    size_t first;
+    size_t count;
+  };
+  std::vector<NodeRange> steps() const;
+
   // Runs a batch: `input` is batch x input_shape, `output` batch x output_shape. Safe to call
   // from several threads at once: each call takes its own workspace, and a call that finds
-  // the thread pool busy runs on its own thread alone. If `node_seconds` is given, it
-  // receives the wall time of each node.
+  // the thread pool busy runs on its own thread alone. If `step_seconds` is given, it
+  // receives the wall time of each step.
   void run(const float* input, size_t batch, float* output,
-           std::vector<double>* node_seconds = nullptr) const;
+           std::vector<double>* step_seconds = nullptr) const;
 
  private:
+  struct Step {
+    std::unique_ptr<Operator> op;
+    NodeRange nodes;
+    std::vector<size_t> inputs;  // tensor ids read
+    size_t output;               // tensor id written
+  };
   struct Workspace;
   std::unique_ptr<Workspace> acquire_workspace(size_t batch) const;
   void release_workspace(std::unique_ptr<Workspace> workspace) const;
 
   const KernelSet& kernels_;
   std::vector<Shape> shapes_;                 // of every tensor id
-  std::vector<std::vector<size_t>> inputs_;   // tensor ids read by each node
-  std::vector<std::unique_ptr<Operator>> operators_;
+  std::vector<Step> steps_;
   std::vector<size_t> arena_offsets_;         // per tensor id, in floats per image
   size_t arena_floats_per_image_ = 0;
   size_t scratch_floats_ = 0;                 // per thread

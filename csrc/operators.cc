@@ -5,12 +5,11 @@
 #include <stdexcept>
 #include <vector>
 
+#include "packed_layers.h"
+
 namespace mnengine {
 namespace {
 
-// Packed weights of one N-block of a GEMM are kept near this size so that the block stays
-// in L2 while every row tile of the task streams past it.
-constexpr size_t kGemmBlockBytes = 256 * 1024;
 // Elements per task of element-wise operators: large enough to amortise the dispatch.
 constexpr size_t kElementwiseChunk = 16 * 1024;
 
@@ -21,12 +20,8 @@ class GemmOperator final : public Operator {
  public:
   GemmOperator(const KernelSet& kernels, size_t rows_per_image, size_t k, size_t n,
                const float* kernel, const float* bias, Clamp clamp, size_t threads)
-      : kernels_(kernels), rows_per_image_(rows_per_image), k_(k), n_(n),
-        packed_(pack_gemm_weights(k, n, kernels.gemm_nr, kernel, bias)), clamp_(clamp),
-        threads_(threads) {
-    const size_t panel_bytes = (k + 1) * kernels.gemm_nr * sizeof(float);
-    panels_per_block_ = std::max<size_t>(1, kGemmBlockBytes / panel_bytes);
-  }
+      : kernels_(kernels), rows_per_image_(rows_per_image), gemm_(kernels, k, n, kernel, bias, clamp),
+        threads_(threads) {}
 
   size_t task_count(size_t batch) const override {
     const Split split = split_for(batch);
@@ -34,25 +29,15 @@ class GemmOperator final : public Operator {
   }
 
   void run_task(size_t task, const Tensors& tensors, float* /*scratch*/) const override {
-    const size_t mr = kernels_.gemm_mr, nr = kernels_.gemm_nr;
+    const size_t mr = kernels_.gemm_mr, k = gemm_.k(), n = gemm_.n();
     const size_t rows = tensors.batch * rows_per_image_;
     const Split split = split_for(tensors.batch);
     const size_t row_chunk = task / split.panel_chunks, panel_chunk = task % split.panel_chunks;
-    const size_t tiles = divide_round_up(rows, mr), panels = divide_round_up(n_, nr);
+    const size_t tiles = divide_round_up(rows, mr), panels = gemm_.panels();
     const size_t row_begin = tiles * row_chunk / split.row_chunks * mr;
     const size_t row_end = std::min(rows, tiles * (row_chunk + 1) / split.row_chunks * mr);
-    const size_t panel_begin = panels * panel_chunk / split.panel_chunks;
-    const size_t panel_end = panels * (panel_chunk + 1) / split.panel_chunks;
-
-    for (size_t p = panel_begin; p < panel_end; p += panels_per_block_) {
-      const size_t n0 = p * nr;
-      const size_t nc = std::min(std::min(p + panels_per_block_, panel_end) * nr, n_) - n0;
-      const float* w = packed_.data() + p * (k_ + 1) * nr;
-      for (size_t r = row_begin; r < row_end; r += mr) {
-        kernels_.gemm(std::min(mr, row_end - r), nc, k_, tensors.input0 + r * k_, k_, w,
-                      tensors.output + r * n_ + n0, n_, clamp_);
-      }
-    }
+    gemm_.run(row_end - row_begin, tensors.input0 + row_begin * k, k, tensors.output + row_begin * n, n,
+              panels * panel_chunk / split.panel_chunks, panels * (panel_chunk + 1) / split.panel_chunks);
   }
 
  private:
@@ -68,20 +53,18 @@ class GemmOperator final : public Operator {
     if (threads_ == 1) return {1, 1};
     const size_t rows = batch * rows_per_image_;
     const size_t tiles = divide_round_up(rows, kernels_.gemm_mr);
-    const size_t panels = divide_round_up(n_, kernels_.gemm_nr);
+    const size_t panels = gemm_.panels();
     const size_t target = 4 * threads_;
-    if (rows * k_ >= k_ * n_ && tiles >= 2 * threads_) return {std::min(tiles, target), 1};
+    if (rows >= gemm_.n() && tiles >= 2 * threads_) return {std::min(tiles, target), 1};
     if (panels >= 2 * threads_) return {1, std::min(panels, target)};
     const size_t row_chunks = std::min(tiles, target);
     return {row_chunks, std::min(panels, divide_round_up(target, row_chunks))};
   }
 
   const KernelSet& kernels_;
-  size_t rows_per_image_, k_, n_;
-  AlignedBuffer packed_;
-  Clamp clamp_;
+  size_t rows_per_image_;
+  PackedGemm gemm_;
   size_t threads_;
-  size_t panels_per_block_;
 };
 
 // Full 3x3 convolution as an IGEMM: each output pixel's window is three runs of 3 x C_in
@@ -164,37 +147,20 @@ class Depthwise3x3Operator final : public Operator {
  public:
   Depthwise3x3Operator(const KernelSet& kernels, Shape in, size_t stride, Padding padding,
                        const float* kernel, const float* bias, Clamp clamp)
-      : kernels_(kernels), in_(in), stride_(stride), padding_(padding),
-        out_{conv3x3_output_size(in.height, padding.top, padding.bottom, stride),
-             conv3x3_output_size(in.width, padding.left, padding.right, stride), in.channels},
-        packed_(pack_dwconv3x3_weights(in.channels, kernels.dwconv_cr, kernel, bias)),
-        zero_row_(in.width * in.channels), clamp_(clamp) {}
+      : depthwise_(kernels, in, stride, padding, kernel, bias, clamp) {}
 
-  size_t task_count(size_t batch) const override { return batch * out_.height; }
+  size_t task_count(size_t batch) const override { return batch * depthwise_.output().height; }
 
   void run_task(size_t task, const Tensors& tensors, float* /*scratch*/) const override {
-    const size_t image = task / out_.height, oy = task % out_.height;
-    const size_t row_size = in_.width * in_.channels;
-    const float* in = tensors.input0 + image * in_.size();
-    const float* rows[3];
-    for (size_t ky = 0; ky < 3; ++ky) {
-      const size_t iy = oy * stride_ + ky - padding_.top;  // wraps above the image
-      rows[ky] = iy < in_.height ? in + iy * row_size : zero_row_.data();
-    }
-    float* out = tensors.output + (image * out_.height + oy) * out_.width * out_.channels;
-    kernels_.dwconv3x3(in_.channels, out_.width, in_.width, stride_, padding_.left, rows,
-                       packed_.data(), out, clamp_);
+    const Shape in = depthwise_.input(), out = depthwise_.output();
+    const size_t image = task / out.height, oy = task % out.height;
+    const float* x = tensors.input0 + image * in.size();
+    depthwise_.run_row(oy, [&](size_t iy) { return x + iy * in.width * in.channels; },
+                       tensors.output + (image * out.height + oy) * out.width * out.channels);
   }
 
  private:
-  const KernelSet& kernels_;
-  Shape in_;
-  size_t stride_;
-  Padding padding_;
-  Shape out_;
-  AlignedBuffer packed_;
-  AlignedBuffer zero_row_;
-  Clamp clamp_;
+  PackedDepthwise depthwise_;
 };
 
 class AddOperator final : public Operator {

@@ -55,6 +55,31 @@ std::unique_ptr<Operator> make_depthwise3x3(const KernelSet& kernels, Shape in, 
                                             Padding padding, const float* kernel,
                                             const float* bias, Clamp clamp);
 
+// A MobileNet block in one pass over its rows: [1x1 expand] -> depthwise 3x3 -> [1x1 project]
+// [+ block input]. The tensors between its layers never leave the cache: each thread streams
+// the rows of its band through a ring of expanded rows and a few depthwise output rows.
+struct PointwiseLayer {
+  size_t out_channels;
+  const float* kernel;  // [in][out]
+  const float* bias;    // may be null
+  Clamp clamp;
+};
+struct DepthwiseLayer {
+  size_t stride;
+  Padding padding;
+  const float* kernel;  // [3][3][channels]
+  const float* bias;    // may be null
+  Clamp clamp;
+};
+struct FusedBlock {
+  const PointwiseLayer* expand;   // null: the depthwise reads the block input
+  DepthwiseLayer depthwise;
+  const PointwiseLayer* project;  // null: the block outputs the depthwise result
+  const Clamp* residual;          // non-null: adds the block input (stride 1, same channels)
+};
+std::unique_ptr<Operator> make_fused_block(const KernelSet& kernels, Shape in,
+                                           const FusedBlock& block, size_t threads);
+
 std::unique_ptr<Operator> make_add(const KernelSet& kernels, size_t size_per_image, Clamp clamp);
 
 std::unique_ptr<Operator> make_global_pool(const KernelSet& kernels, Shape in, bool average);

@@ -157,8 +157,14 @@ class Engine:
         pairs = top_k_pairs(probabilities, k, self._labels)
         return pairs[0] if is_single_image(x) else pairs
 
+    @property
+    def steps(self) -> List[Tuple[int, int]]:
+        """The operators inference runs, as (first node, node count) into the model's nodes: a
+        count above one is a MobileNet block fused into one operator."""
+        return list(self._network.steps)
+
     def profile(self, x: Any) -> List[float]:
-        """Wall time in seconds of each node for one run on ``x``."""
+        """Wall time in seconds of each of :attr:`steps` for one run on ``x``."""
         batch = self.preprocess(x)
         out = np.empty((batch.shape[0], self.num_classes), np.float32)
         return self._network.profile(batch, out)

@@ -37,7 +37,9 @@ def test_json_report(tiny_model):
     profile = report["profile"]
     assert profile["fma_peak_gflops_per_core"] > 0
     graph = mnengine.load_model(tiny_model)
-    assert [layer["layer"] for layer in profile["models"][0]["layers"]] == [n.name for n in graph.nodes]
+    layers = profile["models"][0]["layers"]
+    assert [name for layer in layers for name in layer["nodes"]] == [n.name for n in graph.nodes]
+    assert all(layer["layer"] == layer["nodes"][0] for layer in layers)
     assert "progress" not in result.stdout and "tiny batch 1 threads 1" in result.stderr
 
 

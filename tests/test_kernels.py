@@ -20,10 +20,10 @@ SIZES = list(range(1, 18))
 TOLERANCE = 1e-5
 
 
-def network(isa, threads, input_shape, *nodes):
+def network(isa, threads, input_shape, *nodes, fusion="auto"):
     graph = Graph("test", tuple(input_shape), list(nodes))
     graph.shapes()
-    return _core.Network(isa, threads, tuple(input_shape), graph.core_nodes())
+    return _core.Network(isa, threads, tuple(input_shape), graph.core_nodes(), fusion)
 
 
 def apply_activation(y, activation):

@@ -1,5 +1,8 @@
 """``--profile``: each layer's time, GFLOP/s and share of the machine's FMA peak.
 
+A fused MobileNet block (e.g. expand + depthwise + project + add, run as one operator) is one
+row, named after its first layer, with its layers in the op column (``fused pw+dw+pw+add``).
+
 The peak is measured first, per core, by a tight loop of independent FMAs in the extension
 (``_core.measure_fma_peak``); a row on t threads is compared with t times that.
 """
@@ -15,6 +18,9 @@ from ..engine import Engine
 from . import Model, format_table, random_input
 
 PROFILE_RUNS = 30
+
+#: Short names of the layers of a fused block, for the op column.
+FUSED_NAMES = {"conv1x1": "pw", "depthwise3x3": "dw", "add": "add"}
 
 
 def profile(models: Sequence[Model], thread_counts: Sequence[int], warmup: int,
@@ -33,12 +39,16 @@ def profile(models: Sequence[Model], thread_counts: Sequence[int], warmup: int,
                 engine.profile(x)
             seconds = np.median([engine.profile(x) for _ in range(PROFILE_RUNS)], axis=0)
             peak = peak_per_core * engine.threads
-            layers = []
-            for node, count, t in zip(model.graph.nodes, macs, seconds):
-                flops = 2 * count / t if t > 0 else 0.0
-                layers.append({"layer": node.name, "op": node.op, "us": t * 1e6,
+            layers, pointwise = [], []
+            for (first, count), t in zip(engine.steps, seconds):
+                nodes = model.graph.nodes[first:first + count]
+                step_macs = sum(macs[first:first + count])
+                flops = 2 * step_macs / t if t > 0 else 0.0
+                op = nodes[0].op if count == 1 else "fused " + "+".join(FUSED_NAMES.get(n.op, n.op) for n in nodes)
+                layers.append({"layer": nodes[0].name, "op": op, "nodes": [n.name for n in nodes], "us": t * 1e6,
                                "gflops": flops / 1e9, "peak_percent": 100 * flops / peak})
-            pointwise = [(c, t) for node, c, t in zip(model.graph.nodes, macs, seconds) if node.op == "conv1x1"]
+                if op == "conv1x1":
+                    pointwise.append((step_macs, t))
             pointwise_flops = 2 * sum(c for c, _ in pointwise) / sum(t for _, t in pointwise) if pointwise else 0.0
             total_s = float(np.sum(seconds))
             results.append({

@@ -1,0 +1,138 @@
+// The fused MobileNet block (see make_fused_block in operators.h).
+//
+// A task is one band of output rows of one image. It walks its band a step of a few output
+// rows at a time: it expands the input rows the step newly needs into a ring of expanded rows
+// (each row once per band: only the two rows a band shares with its neighbour are computed
+// twice), runs the depthwise rows over the ring, and projects them straight into the output.
+// The expanded tensor, the largest of a block, thus lives in a few rows of L2 instead of
+// making a round trip through memory, and the block is one barrier instead of three or four.
+#include <algorithm>
+#include <optional>
+
+#include "operators.h"
+#include "packed_layers.h"
+
+namespace mnengine {
+namespace {
+
+// A step's pointwise GEMMs work on at least this many pixels, so that their row tiles are
+// mostly full; steps are also sized to fill whole tiles where a few rows can.
+constexpr size_t kMinStepPixels = 24;
+constexpr size_t kMaxStepRows = 8;
+
+class FusedBlockOperator final : public Operator {
+ public:
+  FusedBlockOperator(const KernelSet& kernels, Shape in, const FusedBlock& block, size_t threads)
+      : kernels_(kernels), in_(in),
+        depthwise_(kernels, {in.height, in.width, block.expand ? block.expand->out_channels : in.channels},
+                   block.depthwise.stride, block.depthwise.padding, block.depthwise.kernel,
+                   block.depthwise.bias, block.depthwise.clamp),
+        out_{depthwise_.output().height, depthwise_.output().width,
+             block.project ? block.project->out_channels : depthwise_.output().channels},
+        residual_(block.residual != nullptr ? *block.residual : Clamp{0.0f, 0.0f}),
+        has_residual_(block.residual != nullptr), bands_(threads) {
+    const PointwiseLayer* expand = block.expand;
+    const PointwiseLayer* project = block.project;
+    const size_t mid = depthwise_.input().channels;
+    if (expand != nullptr) expand_.emplace(kernels, in.channels, mid, expand->kernel, expand->bias, expand->clamp);
+    if (project != nullptr) project_.emplace(kernels, mid, project->out_channels, project->kernel, project->bias, project->clamp);
+    step_rows_ = choose_step_rows();
+    ring_rows_ = expand_ ? (step_rows_ - 1) * depthwise_.stride() + 3 : 0;
+  }
+
+  size_t task_count(size_t batch) const override { return batch * bands_; }
+
+  size_t scratch_floats() const override {
+    const Shape mid = depthwise_.input();
+    return ring_rows_ * mid.width * mid.channels +
+           (project_ ? step_rows_ * out_.width * mid.channels : 0);
+  }
+
+  void run_task(size_t task, const Tensors& tensors, float* scratch) const override {
+    const size_t image = task / bands_, band = task % bands_;
+    const Shape mid = depthwise_.input();
+    const size_t mid_row = mid.width * mid.channels, in_row = in_.width * in_.channels;
+    const size_t out_row = out_.width * out_.channels;
+    const float* x = tensors.input0 + image * in_.size();
+    float* y = tensors.output + image * out_.size();
+    float* ring = scratch;
+    float* depthwise_rows = scratch + ring_rows_ * mid_row;
+    const auto input_row = [&](size_t iy) {
+      return expand_ ? ring + iy % ring_rows_ * mid_row : x + iy * mid_row;
+    };
+
+    const size_t band_begin = out_.height * band / bands_, band_end = out_.height * (band + 1) / bands_;
+    size_t expanded_end = 0;  // expanded rows the step needs below this one are in the ring
+    for (size_t oy = band_begin; oy < band_end; oy += step_rows_) {
+      const size_t rows = std::min(step_rows_, band_end - oy);
+      if (expand_) {
+        const size_t stride = depthwise_.stride(), pad = depthwise_.pad_top();
+        // Input rows under the step's windows, clipped to the image.
+        const size_t first = oy * stride > pad ? oy * stride - pad : 0;
+        const size_t end = std::min(in_.height, (oy + rows - 1) * stride + 3 > pad ? (oy + rows - 1) * stride + 3 - pad : 0);
+        expand_rows(x, std::max(first, expanded_end), end, ring);
+        expanded_end = std::max(expanded_end, end);
+      }
+      for (size_t r = 0; r < rows; ++r) {
+        float* destination = project_ ? depthwise_rows + r * out_.width * mid.channels : y + (oy + r) * out_row;
+        depthwise_.run_row(oy + r, input_row, destination);
+      }
+      if (project_) {
+        float* out = y + oy * out_row;
+        project_->run(rows * out_.width, depthwise_rows, mid.channels, out, out_.channels);
+        if (has_residual_) kernels_.vadd(rows * out_row, out, x + oy * in_row, out, residual_);
+      }
+    }
+  }
+
+ private:
+  // Input rows [begin, end) through the expansion into their ring slots (row iy in slot
+  // iy % ring_rows_), as one GEMM per run of slots that does not wrap.
+  void expand_rows(const float* x, size_t begin, size_t end, float* ring) const {
+    const Shape mid = depthwise_.input();
+    for (size_t iy = begin; iy < end;) {
+      const size_t slot = iy % ring_rows_;
+      const size_t count = std::min(end - iy, ring_rows_ - slot);
+      expand_->run(count * in_.width, x + iy * in_.width * in_.channels, in_.channels,
+                   ring + slot * mid.width * mid.channels, mid.channels);
+      iy += count;
+    }
+  }
+
+  // The fewest output rows per step that give the GEMMs kMinStepPixels pixels, preferring
+  // counts whose pixels fill whole row tiles of the kernel.
+  size_t choose_step_rows() const {
+    const size_t mr = kernels_.gemm_mr;
+    const size_t expanded_per_row = depthwise_.stride() * in_.width;
+    size_t fallback = 0;
+    for (size_t rows = 1; rows <= kMaxStepRows; ++rows) {
+      if (rows * out_.width < kMinStepPixels) continue;
+      if (fallback == 0) fallback = rows;
+      const bool project_fills = !project_ || rows * out_.width % mr == 0;
+      const bool expand_fills = !expand_ || rows * expanded_per_row % mr == 0;
+      if (project_fills && expand_fills) return rows;
+    }
+    return fallback != 0 ? fallback : kMaxStepRows;
+  }
+
+  const KernelSet& kernels_;
+  Shape in_;
+  std::optional<PackedGemm> expand_;
+  PackedDepthwise depthwise_;
+  std::optional<PackedGemm> project_;
+  Shape out_;
+  Clamp residual_;
+  bool has_residual_;
+  size_t bands_;
+  size_t step_rows_ = 1;
+  size_t ring_rows_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Operator> make_fused_block(const KernelSet& kernels, Shape in,
+                                           const FusedBlock& block, size_t threads) {
+  return std::make_unique<FusedBlockOperator>(kernels, in, block, threads);
+}
+
+}  // namespace mnengine

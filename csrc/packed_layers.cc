@@ -1,0 +1,45 @@
+#include "packed_layers.h"
+
+#include <algorithm>
+
+namespace mnengine {
+namespace {
+
+// Packed weights of one block of GEMM panels are kept near this size, so that the block stays
+// in L2 while every row tile streams past it.
+constexpr size_t kGemmBlockBytes = 256 * 1024;
+
+}  // namespace
+
+PackedGemm::PackedGemm(const KernelSet& kernels, size_t k, size_t n, const float* kernel,
+                       const float* bias, Clamp clamp)
+    : kernels_(kernels), k_(k), n_(n), packed_(pack_gemm_weights(k, n, kernels.gemm_nr, kernel, bias)),
+      clamp_(clamp) {
+  const size_t panel_bytes = (k + 1) * kernels.gemm_nr * sizeof(float);
+  panels_per_block_ = std::max<size_t>(1, kGemmBlockBytes / panel_bytes);
+}
+
+void PackedGemm::run(size_t rows, const float* a, size_t a_stride, float* c, size_t c_stride,
+                     size_t panel_begin, size_t panel_end) const {
+  const size_t mr = kernels_.gemm_mr, nr = kernels_.gemm_nr;
+  for (size_t p = panel_begin; p < panel_end; p += panels_per_block_) {
+    const size_t n0 = p * nr;
+    const size_t nc = std::min(std::min(p + panels_per_block_, panel_end) * nr, n_) - n0;
+    const float* w = packed_.data() + p * (k_ + 1) * nr;
+    for (size_t r = 0; r < rows; r += mr) {
+      kernels_.gemm(std::min(mr, rows - r), nc, k_, a + r * a_stride, a_stride, w,
+                    c + r * c_stride + n0, c_stride, clamp_);
+    }
+  }
+}
+
+PackedDepthwise::PackedDepthwise(const KernelSet& kernels, Shape in, size_t stride,
+                                 Padding padding, const float* kernel, const float* bias,
+                                 Clamp clamp)
+    : kernels_(kernels), in_(in), stride_(stride), padding_(padding),
+      out_{conv3x3_output_size(in.height, padding.top, padding.bottom, stride),
+           conv3x3_output_size(in.width, padding.left, padding.right, stride), in.channels},
+      packed_(pack_dwconv3x3_weights(in.channels, kernels.dwconv_cr, kernel, bias)),
+      zero_row_(in.width * in.channels), clamp_(clamp) {}
+
+}  // namespace mnengine

@@ -1,0 +1,75 @@
+// The two layers MobileNet is made of, as weights packed once for a KernelSet plus the loops
+// that apply them to a run of rows. Operators (operators.cc, fused_block.cc) decide which rows
+// each task computes and where they live; these classes only compute them.
+#pragma once
+
+#include <cstddef>
+
+#include "kernels.h"
+#include "operators.h"
+
+namespace mnengine {
+
+// A pointwise (1x1) convolution or dense layer: c[m][n] = clamp(a[m][k] * kernel[k][n] + bias).
+class PackedGemm {
+ public:
+  PackedGemm(const KernelSet& kernels, size_t k, size_t n, const float* kernel, const float* bias,
+             Clamp clamp);
+
+  size_t k() const { return k_; }
+  size_t n() const { return n_; }
+  size_t panels() const { return divide_round_up(n_, kernels_.gemm_nr); }
+
+  // Rows [0, rows) of `a` (rows a_stride floats apart) times the output channels of panels
+  // [panel_begin, panel_end) into `c` (rows c_stride floats apart). The panels are taken in
+  // blocks that stay in L2 while every row tile streams past them.
+  void run(size_t rows, const float* a, size_t a_stride, float* c, size_t c_stride,
+           size_t panel_begin, size_t panel_end) const;
+  void run(size_t rows, const float* a, size_t a_stride, float* c, size_t c_stride) const {
+    run(rows, a, a_stride, c, c_stride, 0, panels());
+  }
+
+ private:
+  const KernelSet& kernels_;
+  size_t k_, n_;
+  AlignedBuffer packed_;
+  Clamp clamp_;
+  size_t panels_per_block_;
+};
+
+// A depthwise 3x3 convolution over one image, computed an output row at a time.
+class PackedDepthwise {
+ public:
+  PackedDepthwise(const KernelSet& kernels, Shape in, size_t stride, Padding padding,
+                  const float* kernel, const float* bias, Clamp clamp);
+
+  Shape input() const { return in_; }
+  Shape output() const { return out_; }
+  size_t stride() const { return stride_; }
+  size_t pad_top() const { return padding_.top; }
+
+  // Output row `oy`; `input_row(iy)` returns input row iy (0 <= iy < input().height).
+  // Rows above or below the image read as zeros.
+  template <class InputRow>
+  void run_row(size_t oy, InputRow&& input_row, float* out) const {
+    const float* rows[3];
+    for (size_t ky = 0; ky < 3; ++ky) {
+      const size_t iy = oy * stride_ + ky - padding_.top;  // wraps above the image
+      rows[ky] = iy < in_.height ? input_row(iy) : zero_row_.data();
+    }
+    kernels_.dwconv3x3(in_.channels, out_.width, in_.width, stride_, padding_.left, rows,
+                       packed_.data(), out, clamp_);
+  }
+
+ private:
+  const KernelSet& kernels_;
+  Shape in_;
+  size_t stride_;
+  Padding padding_;
+  Shape out_;
+  AlignedBuffer packed_;
+  AlignedBuffer zero_row_;
+  Clamp clamp_;
+};
+
+}  // namespace mnengine

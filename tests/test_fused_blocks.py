@@ -1,0 +1,123 @@
+"""Fused MobileNet blocks ([1x1 expand] -> depthwise 3x3 -> [1x1 project] [+ input]) against the
+float64 reference of the same layers run one by one, on every ISA.
+
+The network fuses a block only where it pays (a large expanded tensor, small weights, enough
+rows per thread); these tests force fusion (`fusion="always"`) to run the fused operator at
+every shape: odd and even sizes down to 1x1, each padding mode, steps of rows meeting every
+ring position, and two and three threads splitting images into bands (some empty) whose shared
+rows are expanded twice. The automatic policy is checked on its own.
+"""
+
+import itertools
+
+import numpy as np
+import pytest
+
+import reference
+from conftest import run_poisoned
+from test_kernels import apply_activation, network, padding_for
+from mnengine.graph import ACTIVATIONS, Node
+
+TOLERANCE = 1e-5
+PATTERNS = ["expand+depthwise", "depthwise+project", "expand+depthwise+project", "expand+depthwise+project+add"]
+
+
+def block_nodes(rng, pattern, c_in, c_mid, c_out, stride, padding, activations):
+    """The nodes of one block and a float64 reference of it."""
+    layers = pattern.split("+")
+    nodes, steps = [], []
+    source = "input"
+
+    def weights(*shape):
+        return {"kernel": (rng.standard_normal(shape) / np.sqrt(np.prod(shape[:-1]))).astype(np.float32),
+                "bias": rng.standard_normal(shape[-1]).astype(np.float32)}
+
+    channels = c_in
+    for i, layer in enumerate(layers):
+        activation = activations[i % len(activations)]
+        if layer == "expand":
+            w = weights(channels, c_mid)
+            nodes.append(Node("expand", "conv1x1", [source], w, activation=activation))
+            steps.append(lambda y, w=w, a=activation: apply_activation(reference.conv2d(y, w["kernel"][None, None], w["bias"]), a))
+            channels = c_mid
+        elif layer == "depthwise":
+            w = weights(3, 3, channels)
+            nodes.append(Node("depthwise", "depthwise3x3", [source], w, stride, padding, activation))
+            steps.append(lambda y, w=w, a=activation: apply_activation(
+                reference.depthwise_conv2d(y, w["kernel"], w["bias"], stride, padding), a))
+        elif layer == "project":
+            w = weights(channels, c_out)
+            nodes.append(Node("project", "conv1x1", [source], w, activation="linear"))
+            steps.append(lambda y, w=w: reference.conv2d(y, w["kernel"][None, None], w["bias"]))
+            channels = c_out
+        else:
+            nodes.append(Node("add", "add", [source, "input"], activation=activation))
+            steps.append(None)  # needs the block input: applied below
+        source = nodes[-1].name
+
+    def expected(x):
+        y = np.asarray(x, np.float64)
+        for node, step in zip(nodes, steps):
+            y = apply_activation(y + x, node.activation) if step is None else step(y)
+        return y
+
+    return nodes, expected
+
+
+def cases():
+    """(pattern, h, w, c_in, c_mid, c_out, stride, padding mode, batch, threads): every H and W
+    from 1 to 17 meets each pattern and stride; channel counts cover the vector and GEMM tile
+    remainders; threads 1 to 3."""
+    result = []
+    modes = ["same", "valid", "zero_pad_bottom_right", "zero_pad_all", "asymmetric"]
+    channels = [(1, 3, 1), (3, 7, 5), (4, 9, 8), (7, 8, 17), (2, 17, 3), (16, 33, 9), (9, 100, 16)]
+    for i, (pattern, stride, size) in enumerate(itertools.product(PATTERNS, (1, 2), range(1, 18))):
+        h, w = size, (7 * size + 3) % 17 + 1
+        mode = modes[i % len(modes)]
+        c_in, c_mid, c_out = channels[i % len(channels)]
+        if pattern.endswith("add"):
+            stride, mode, c_out = 1, "same", c_in  # the residual needs the input's shape back
+        result.append((pattern, h, w, c_in, c_mid, c_out, stride, mode, 1 + 2 * (i % 2), 1 + i % 3))
+    # Images tall enough for several steps per band on two and three threads.
+    for i, (pattern, threads, stride) in enumerate(itertools.product(PATTERNS, (2, 3), (1, 2))):
+        if pattern.endswith("add"):
+            stride = 1
+        result.append((pattern, 8 * threads * stride + 1 + i % 3, 13 + i % 4, 3, 6,
+                       3 if pattern.endswith("add") else 5, stride, modes[i % len(modes)] if stride == 2 else "same",
+                       1 + 2 * (i % 2), threads))
+    return result
+
+
+@pytest.mark.parametrize("pattern,h,w,c_in,c_mid,c_out,stride,mode,batch,threads", cases())
+def test_fused_block(isa, rng, pattern, h, w, c_in, c_mid, c_out, stride, mode, batch, threads):
+    padding = padding_for(mode, h, w, stride)
+    if h + padding[0] + padding[1] < 3 or w + padding[2] + padding[3] < 3:
+        padding = (1, 1, 1, 1)
+    activations = list(ACTIVATIONS)[::-1] if batch == 1 else list(ACTIVATIONS)
+    nodes, expected = block_nodes(rng, pattern, c_in, c_mid, c_out, stride, padding, activations)
+    net = network(isa, threads, (h, w, c_in), *nodes, fusion="always")
+    assert net.steps == [(0, len(nodes))], f"not fused: {net.steps}"
+    x = rng.standard_normal((batch, h, w, c_in)).astype(np.float32)
+    assert reference.relative_error(run_poisoned(net, x), expected(x)) < TOLERANCE
+
+
+@pytest.mark.parametrize("h,c_in,c_mid,threads,fused", [
+    (56, 8, 48, 1, True),   # large expanded tensor, small weights
+    (56, 8, 48, 2, True),
+    (6, 32, 64, 1, False),  # weights outweigh the expanded tensor
+    (20, 4, 8, 3, False),   # fewer than 8 output rows per thread
+])
+def test_automatic_fusion(isa, rng, h, c_in, c_mid, threads, fused):
+    nodes, expected = block_nodes(rng, "expand+depthwise+project+add", c_in, c_mid, c_in, 1, (1, 1, 1, 1), ["relu6"])
+    net = network(isa, threads, (h, h, c_in), *nodes)
+    assert net.steps == ([(0, 4)] if fused else [(0, 1), (1, 1), (2, 1), (3, 1)])
+    x = rng.standard_normal((2, h, h, c_in)).astype(np.float32)
+    assert reference.relative_error(run_poisoned(net, x), expected(x)) < TOLERANCE
+
+
+def test_never_fused_matches_fused(isa, rng):
+    nodes, _ = block_nodes(rng, "expand+depthwise+project+add", 5, 30, 5, 1, (1, 1, 1, 1), ["relu6", "linear"])
+    x = rng.standard_normal((3, 19, 23, 5)).astype(np.float32)
+    fused = run_poisoned(network(isa, 2, (19, 23, 5), *nodes, fusion="always"), x)
+    unfused = run_poisoned(network(isa, 2, (19, 23, 5), *nodes, fusion="never"), x)
+    np.testing.assert_array_equal(fused, unfused)
