@@ -5,13 +5,16 @@
 // The unit of work is a block of kPixels adjacent output pixels by kGroups channel groups
 // (vectors) with kPixels * kGroups = 8 accumulators: an FMA has 4 cycles of latency and two
 // issue ports on the cores we target, so fewer independent sums would leave the FMA units
-// idle (9 taps into one accumulator is a 36-cycle chain). Rows are swept with 8-pixel
-// blocks of one group, each input column loaded once for every output pixel whose window
-// covers it (10 loads per kernel row for 24 FMAs at stride 1, 17 at stride 2); the pixels
-// left over take narrower, taller blocks (4x2, 2x4, 1x8), as do the border pixels. Every
-// block does all channel groups before the sweep moves on, so the input is read as
-// contiguous runs of channels. Border windows that miss whole columns run the same code
-// without them, so the input is never copied into a padded buffer.
+// idle (9 taps into one accumulator is a 36-cycle chain). Rows are swept with blocks of 4
+// pixels by 2 groups, each input column loaded once for every output pixel whose window
+// covers it (6 columns per kernel row for 12 FMAs a group at stride 1, 9 at stride 2); the
+// pixels left over take narrower, taller blocks (2x4, 1x8), as do the border pixels. Two
+// groups of 8 floats make a cache line: with power-of-two channel counts the columns of a
+// block fall into the same few cache sets, so a block that used half of each line would
+// find the other half evicted when the next group needs it. Every block does all channel
+// groups before the sweep moves on, so the input is read as contiguous runs of channels.
+// Border windows that miss whole columns run the same code without them, so the input is
+// never copied into a padded buffer.
 //
 // Simd provides: Vec; kLanes (channels per vector, the kernel's CR); Full and Tail lane sets
 // with load(p) and store(p, v) (Tail covers the first `count` < kLanes channels and touches
