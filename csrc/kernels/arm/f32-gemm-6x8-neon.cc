@@ -79,6 +79,57 @@ inline void panel8(std::index_sequence<I...> rows, size_t kc, size_t ks, const f
   (store8(c[I], neon::clamp(lo[I], vmin, vmax), neon::clamp(hi[I], vmin, vmax), columns), ...);
 }
 
+// kPanels full 8-column panels at once, for one or two rows: alone they would leave the FMA
+// units waiting on their accumulators' latency (two chains per row); several panels give
+// eight independent chains and as many weight streams, while every output's sum keeps its
+// order (results do not depend on how rows were tiled).
+template <size_t... P, size_t... I>
+inline void panels8(std::index_sequence<P...>, std::index_sequence<I...> rows, size_t kc, size_t ks,
+                    const float* const* a, const float* w, size_t panel_floats, float* const* c,
+                    float32x4_t vmin, float32x4_t vmax) {
+  constexpr size_t kRows = sizeof...(I), kPanels = sizeof...(P);
+  float32x4_t lo[kPanels][kRows], hi[kPanels][kRows];
+  const auto start = [&](auto p) {
+    constexpr size_t kP = decltype(p)::value;
+    ((lo[kP][I] = vld1q_f32(w + kP * panel_floats)), ...);
+    ((hi[kP][I] = vld1q_f32(w + kP * panel_floats + 4)), ...);
+  };
+  (start(std::integral_constant<size_t, P>()), ...);
+  w += 8;
+  for (size_t s = 0; s < ks; ++s, a += kRows) {
+    const float* row[kRows] = {a[I]...};
+    size_t k = 0;
+    for (; k + 4 <= kc; k += 4, w += 32) {
+      const float32x4_t a4[kRows] = {load4(row[I] + k)...};
+      const auto block = [&](auto p) {
+        constexpr size_t kP = decltype(p)::value;
+        const float* wp = w + kP * panel_floats;
+        __builtin_prefetch(wp + kPrefetchFloats);
+        __builtin_prefetch(wp + kPrefetchFloats + 16);
+        lane_step<0>(rows, wp, a4, lo[kP], hi[kP]);
+        lane_step<1>(rows, wp, a4, lo[kP], hi[kP]);
+        lane_step<2>(rows, wp, a4, lo[kP], hi[kP]);
+        lane_step<3>(rows, wp, a4, lo[kP], hi[kP]);
+      };
+      (block(std::integral_constant<size_t, P>()), ...);
+    }
+    for (; k < kc; ++k, w += 8) {
+      const auto step = [&](auto p) {
+        constexpr size_t kP = decltype(p)::value;
+        const float32x4_t b_lo = vld1q_f32(w + kP * panel_floats), b_hi = vld1q_f32(w + kP * panel_floats + 4);
+        ((lo[kP][I] = fma_scalar(lo[kP][I], b_lo, row[I][k])), ...);
+        ((hi[kP][I] = fma_scalar(hi[kP][I], b_hi, row[I][k])), ...);
+      };
+      (step(std::integral_constant<size_t, P>()), ...);
+    }
+  }
+  const auto finish = [&](auto p) {
+    constexpr size_t kP = decltype(p)::value;
+    (store8(c[I] + 8 * kP, neon::clamp(lo[kP][I], vmin, vmax), neon::clamp(hi[kP][I], vmin, vmax), 8), ...);
+  };
+  (finish(std::integral_constant<size_t, P>()), ...);
+}
+
 template <size_t kRows>
 void igemm_rows(size_t nc, size_t kc, size_t ks, const float* const* a, const float* w,
                 float* c, size_t c_stride, Clamp clamp) {
@@ -88,6 +139,13 @@ void igemm_rows(size_t nc, size_t kc, size_t ks, const float* const* a, const fl
   float* c_row[kRows];
   for (size_t i = 0; i < kRows; ++i) c_row[i] = c + i * c_stride;
   const size_t panel_floats = (1 + ks * kc) * 8;
+  if constexpr (kRows <= 2) {
+    constexpr size_t kPanels = 4 / kRows;
+    for (; nc >= 8 * kPanels; nc -= 8 * kPanels, w += kPanels * panel_floats) {
+      panels8(std::make_index_sequence<kPanels>(), rows, kc, ks, a, w, panel_floats, c_row, vmin, vmax);
+      for (size_t i = 0; i < kRows; ++i) c_row[i] += 8 * kPanels;
+    }
+  }
   for (; nc != 0; nc = nc > 8 ? nc - 8 : 0, w += panel_floats) {
     panel8(rows, kc, ks, a, w, c_row, nc, vmin, vmax);
     for (size_t i = 0; i < kRows; ++i) c_row[i] += 8;

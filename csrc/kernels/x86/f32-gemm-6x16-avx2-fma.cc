@@ -81,6 +81,43 @@ inline void panel8(std::index_sequence<I...>, size_t kc, size_t ks, const float*
   }
 }
 
+// kPanels full 16-column panels at once, for one or two rows: alone they would leave the
+// FMA units waiting on their accumulators' latency (two chains per row); several panels give
+// eight independent chains and as many weight streams, while every output's sum keeps its
+// order (results do not depend on how rows were tiled).
+template <size_t... P, size_t... I>
+inline void panels16(std::index_sequence<P...>, std::index_sequence<I...>, size_t kc, size_t ks,
+                     const float* const* a, const float* w, size_t panel_floats,
+                     float* const* c, __m256 vmin, __m256 vmax) {
+  constexpr size_t kRows = sizeof...(I), kPanels = sizeof...(P);
+  __m256 lo[kPanels][kRows], hi[kPanels][kRows];
+  const auto start = [&](auto p) {
+    constexpr size_t kP = decltype(p)::value;
+    ((lo[kP][I] = _mm256_load_ps(w + kP * panel_floats)), ...);
+    ((hi[kP][I] = _mm256_load_ps(w + kP * panel_floats + 8)), ...);
+  };
+  (start(std::integral_constant<size_t, P>()), ...);
+  w += 16;
+  for (size_t s = 0; s < ks; ++s, a += kRows) {
+    const float* row[kRows] = {a[I]...};
+    for (size_t k = 0; k < kc; ++k, w += 16) {
+      const auto step = [&](auto p) {
+        constexpr size_t kP = decltype(p)::value;
+        const float* wp = w + kP * panel_floats;
+        __builtin_prefetch(wp + kPrefetchFloats);
+        const __m256 b_lo = _mm256_load_ps(wp), b_hi = _mm256_load_ps(wp + 8);
+        (step16(row[I] + k, b_lo, b_hi, lo[kP][I], hi[kP][I]), ...);
+      };
+      (step(std::integral_constant<size_t, P>()), ...);
+    }
+  }
+  const auto finish = [&](auto p) {
+    constexpr size_t kP = decltype(p)::value;
+    (store16(c[I] + 16 * kP, lo[kP][I], hi[kP][I], 16, vmin, vmax), ...);
+  };
+  (finish(std::integral_constant<size_t, P>()), ...);
+}
+
 template <size_t kRows>
 void igemm_rows(size_t nc, size_t kc, size_t ks, const float* const* a, const float* w,
                 float* c, size_t c_stride, Clamp clamp) {
@@ -90,6 +127,13 @@ void igemm_rows(size_t nc, size_t kc, size_t ks, const float* const* a, const fl
   float* c_row[kRows];
   for (size_t i = 0; i < kRows; ++i) c_row[i] = c + i * c_stride;
   const size_t panel_floats = (1 + ks * kc) * 16;
+  if constexpr (kRows <= 2) {
+    constexpr size_t kPanels = 4 / kRows;
+    for (; nc >= 16 * kPanels; nc -= 16 * kPanels, w += kPanels * panel_floats) {
+      panels16(std::make_index_sequence<kPanels>(), rows, kc, ks, a, w, panel_floats, c_row, vmin, vmax);
+      for (size_t i = 0; i < kRows; ++i) c_row[i] += 16 * kPanels;
+    }
+  }
   for (; nc > 8; nc = nc > 16 ? nc - 16 : 0, w += panel_floats) {
     panel16(rows, kc, ks, a, w, c_row, nc, vmin, vmax);
     for (size_t i = 0; i < kRows; ++i) c_row[i] += 16;
