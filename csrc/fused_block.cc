@@ -73,10 +73,7 @@ class FusedBlockOperator final : public Operator {
         expand_rows(x, std::max(first, expanded_end), end, ring);
         expanded_end = std::max(expanded_end, end);
       }
-      for (size_t r = 0; r < rows; ++r) {
-        float* destination = project_ ? depthwise_rows + r * out_.width * mid.channels : y + (oy + r) * out_row;
-        depthwise_.run_row(oy + r, input_row, destination);
-      }
+      depthwise_.run_rows(oy, rows, input_row, project_ ? depthwise_rows : y + oy * out_row);
       if (project_) {
         float* out = y + oy * out_row;
         project_->run(rows * out_.width, depthwise_rows, mid.channels, out, out_.channels);

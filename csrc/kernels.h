@@ -26,14 +26,15 @@ using GemmFn = void (*)(size_t mr, size_t nc, size_t kc, const float* a, size_t 
 using IgemmFn = void (*)(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a,
                          const float* packed_w, float* c, size_t c_stride, Clamp clamp);
 
-// f32-dwconv 3x3: one output row of a depthwise 3x3 convolution over `channels` channels.
-// `rows` are the three input rows under the kernel (each in_width * channels floats; a zero
-// row where the kernel overhangs the top or bottom). Input column ix = ox * stride - pad_left
-// + kx contributes only when 0 <= ix < in_width, so no padded copy of the input is needed.
+// f32-dwconv 3x3: `out_rows` (1 or 2) consecutive output rows of a depthwise 3x3 convolution
+// over `channels` channels, written contiguously to `out`. `rows` are the (out_rows - 1) *
+// stride + 3 input rows under the kernel (each in_width * channels floats; a zero row where the
+// kernel overhangs the top or bottom). Input column ix = ox * stride - pad_left + kx
+// contributes only when 0 <= ix < in_width, so no padded copy of the input is needed.
 // `packed_w` holds, per group of CR channels, [CR biases][9 taps of CR weights] (ky-major).
-using DwConv3x3Fn = void (*)(size_t channels, size_t out_width, size_t in_width, size_t stride,
-                             size_t pad_left, const float* const* rows, const float* packed_w,
-                             float* out, Clamp clamp);
+using DwConv3x3Fn = void (*)(size_t channels, size_t out_rows, size_t out_width, size_t in_width,
+                             size_t stride, size_t pad_left, const float* const* rows,
+                             const float* packed_w, float* out, Clamp clamp);
 
 // f32-vadd: y[i] = clamp(a[i] + b[i]).
 using VAddFn = void (*)(size_t n, const float* a, const float* b, float* y, Clamp clamp);

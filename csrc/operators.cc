@@ -149,17 +149,21 @@ class Depthwise3x3Operator final : public Operator {
                        const float* kernel, const float* bias, Clamp clamp)
       : depthwise_(kernels, in, stride, padding, kernel, bias, clamp) {}
 
-  size_t task_count(size_t batch) const override { return batch * depthwise_.output().height; }
+  // A task is a pair of output rows (the kernel's unit), the last one alone if odd.
+  size_t task_count(size_t batch) const override { return batch * pairs(); }
 
   void run_task(size_t task, const Tensors& tensors, float* /*scratch*/) const override {
     const Shape in = depthwise_.input(), out = depthwise_.output();
-    const size_t image = task / out.height, oy = task % out.height;
+    const size_t image = task / pairs(), oy = task % pairs() * 2;
     const float* x = tensors.input0 + image * in.size();
-    depthwise_.run_row(oy, [&](size_t iy) { return x + iy * in.width * in.channels; },
-                       tensors.output + (image * out.height + oy) * out.width * out.channels);
+    depthwise_.run_rows(oy, std::min<size_t>(2, out.height - oy),
+                        [&](size_t iy) { return x + iy * in.width * in.channels; },
+                        tensors.output + (image * out.height + oy) * out.width * out.channels);
   }
 
  private:
+  size_t pairs() const { return divide_round_up(depthwise_.output().height, 2); }
+
   PackedDepthwise depthwise_;
 };
 

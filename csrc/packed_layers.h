@@ -48,17 +48,22 @@ class PackedDepthwise {
   size_t stride() const { return stride_; }
   size_t pad_top() const { return padding_.top; }
 
-  // Output row `oy`; `input_row(iy)` returns input row iy (0 <= iy < input().height).
-  // Rows above or below the image read as zeros.
+  // Output rows [oy, oy + count) into `out` (contiguous); `input_row(iy)` returns input row iy
+  // (0 <= iy < input().height). Rows above or below the image read as zeros. The kernel
+  // takes rows two at a time.
   template <class InputRow>
-  void run_row(size_t oy, InputRow&& input_row, float* out) const {
-    const float* rows[3];
-    for (size_t ky = 0; ky < 3; ++ky) {
-      const size_t iy = oy * stride_ + ky - padding_.top;  // wraps above the image
-      rows[ky] = iy < in_.height ? input_row(iy) : zero_row_.data();
+  void run_rows(size_t oy, size_t count, InputRow&& input_row, float* out) const {
+    const size_t out_row = out_.width * out_.channels;
+    for (size_t end = oy + count; oy < end; oy += 2, out += 2 * out_row) {
+      const size_t rows_now = end - oy >= 2 ? 2 : 1;
+      const float* rows[5];
+      for (size_t r = 0; r < (rows_now - 1) * stride_ + 3; ++r) {
+        const size_t iy = oy * stride_ + r - padding_.top;  // wraps above the image
+        rows[r] = iy < in_.height ? input_row(iy) : zero_row_.data();
+      }
+      kernels_.dwconv3x3(in_.channels, rows_now, out_.width, in_.width, stride_, padding_.left, rows,
+                         packed_.data(), out, clamp_);
     }
-    kernels_.dwconv3x3(in_.channels, out_.width, in_.width, stride_, padding_.left, rows,
-                       packed_.data(), out, clamp_);
   }
 
  private:

@@ -1,4 +1,4 @@
-// f32-dwconv 3x3 avx2-fma: one output row, 8 channels per ymm (CR = 8), stride 1 or 2, on the
+// f32-dwconv 3x3 avx2-fma: one or two output rows, 8 channels per ymm (CR = 8), stride 1 or 2, on the
 // shared tiling of ../f32-dwconv3x3-tiled.h. Channel tails use maskload/maskstore.
 #include "../f32-dwconv3x3-tiled.h"
 #include "avx2_helpers.h"
@@ -27,13 +27,13 @@ struct Avx2 {
 
 }  // namespace
 
-void f32_dwconv3x3__avx2_fma(size_t channels, size_t out_width, size_t in_width, size_t stride,
-                             size_t pad_left, const float* const* rows, const float* w,
+void f32_dwconv3x3__avx2_fma(size_t channels, size_t out_rows, size_t out_width, size_t in_width,
+                             size_t stride, size_t pad_left, const float* const* rows, const float* w,
                              float* out, Clamp clamp) {
   if (stride == 1) {
-    dwconv3x3::dwconv3x3_row<Avx2, 1>(channels, out_width, in_width, pad_left, rows, w, out, clamp);
+    dwconv3x3::dwconv3x3_rows<Avx2, 1>(channels, out_rows, out_width, in_width, pad_left, rows, w, out, clamp);
   } else {
-    dwconv3x3::dwconv3x3_row<Avx2, 2>(channels, out_width, in_width, pad_left, rows, w, out, clamp);
+    dwconv3x3::dwconv3x3_rows<Avx2, 2>(channels, out_rows, out_width, in_width, pad_left, rows, w, out, clamp);
   }
 }
 
