@@ -11,12 +11,40 @@ import contextlib
 import os
 import struct
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable, List, Tuple
 
 import numpy as np
 
 from ..graph import INPUT, Graph, Node
+
+
+@contextlib.contextmanager
+def quiet_native_output():
+    """Sends what native code prints to file descriptors 1 and 2 (TensorFlow's converter logs
+    pages of it) to a temporary file, shown only if the block fails."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile(mode="w+b") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace")[-4000:])
+            raise
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
 
 
 class PeerUnavailable(Exception):
@@ -354,10 +382,10 @@ def litert_runner(graph: Graph, x: np.ndarray, threads: int, workdir: Path) -> R
     path = workdir / f"{graph.name}.tflite"
     if not path.exists():
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        model = keras_model(graph)
-        import tensorflow as tf
+        with quiet_native_output():
+            model = keras_model(graph)
+            import tensorflow as tf
 
-        with contextlib.redirect_stdout(sys.stderr):  # the converter prints; stdout is ours
             path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
     interpreter = Interpreter(model_path=str(path), num_threads=threads)
     input_index = interpreter.get_input_details()[0]["index"]
