@@ -1,5 +1,8 @@
 #include "thread_pool.h"
 
+#include <cstdint>
+#include <stdexcept>
+
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #endif
@@ -57,9 +60,16 @@ ThreadPool::~ThreadPool() {
 void ThreadPool::run_tasks(size_t thread) {
   const size_t threads = shares_.size();
   for (size_t k = 0; k < threads; ++k) {
-    Share& share = shares_[(thread + k) % threads];
-    for (size_t i = share.next.fetch_add(1); i < share.end; i = share.next.fetch_add(1))
-      task_(context_, i, thread);
+    std::atomic<uint64_t>& word = shares_[(thread + k) % threads].word;
+    uint64_t taken = word.load(std::memory_order_acquire);
+    for (;;) {
+      const size_t next = static_cast<uint32_t>(taken), end = static_cast<size_t>(taken >> 32);
+      if (next >= end) break;
+      if (!word.compare_exchange_weak(taken, taken + 1, std::memory_order_acq_rel)) continue;
+      task_(context_, next, thread);
+      tasks_done_.fetch_add(1, std::memory_order_release);
+      taken = word.load(std::memory_order_acquire);
+    }
   }
 }
 
@@ -68,21 +78,22 @@ void ThreadPool::run(size_t count, TaskFn task, const void* context) {
     for (size_t i = 0; i < count; ++i) task(context, i, 0);
     return;
   }
+  if (count > UINT32_MAX) throw std::length_error("too many tasks for the thread pool");
   task_ = task;
   context_ = context;
+  tasks_done_.store(0, std::memory_order_relaxed);
   const size_t threads = shares_.size();
   for (size_t t = 0; t < threads; ++t) {
-    shares_[t].next.store(count * t / threads);
-    shares_[t].end = count * (t + 1) / threads;
+    const uint64_t begin = count * t / threads, end = count * (t + 1) / threads;
+    shares_[t].word.store(end << 32 | begin, std::memory_order_release);
   }
-  workers_done_.store(0);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     generation_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_all();
   run_tasks(0);
-  for (int polls = 0; workers_done_.load(std::memory_order_acquire) != workers_.size(); ++polls) {
+  for (int polls = 0; tasks_done_.load(std::memory_order_acquire) != count; ++polls) {
     if (polls < kSpinPolls) {
       cpu_relax();
     } else {
@@ -107,7 +118,6 @@ void ThreadPool::worker_loop(size_t thread) {
     if (stopping_.load()) return;
     seen = generation_.load(std::memory_order_acquire);
     run_tasks(thread);
-    workers_done_.fetch_add(1, std::memory_order_release);
   }
 }
 

@@ -40,7 +40,10 @@ class ThreadPool {
   //
   // Thread t first runs the t-th contiguous share of the indices, then helps the others
   // with what remains of theirs. Consecutive operators split their rows alike, so each
-  // thread mostly reads activations it wrote itself, from its own core's cache.
+  // thread mostly reads activations it wrote itself, from its own core's cache. The call
+  // returns as soon as every index has run, whoever ran it: a worker that the system has not
+  // scheduled (other programs busy on the cores) leaves its share to the others instead of
+  // holding up the caller.
   using TaskFn = void (*)(const void* context, size_t index, size_t thread);
   void run(size_t count, TaskFn task, const void* context);
 
@@ -48,10 +51,12 @@ class ThreadPool {
   void worker_loop(size_t thread);
   void run_tasks(size_t thread);
 
-  // The indices of one thread's share not yet taken, on a cache line of its own.
+  // The indices of one thread's share not yet taken, [next, end), as one word (end in the
+  // high half) on a cache line of its own. An index is taken by a compare-and-swap of the
+  // whole word, so a thread that wakes up late can only take indices of the job published
+  // now, never of one that has ended.
   struct alignas(64) Share {
-    std::atomic<size_t> next{0};
-    size_t end = 0;
+    std::atomic<uint64_t> word{0};
   };
 
   std::vector<std::thread> workers_;
@@ -59,11 +64,12 @@ class ThreadPool {
   std::condition_variable wake_;
   std::atomic<uint64_t> generation_{0};
   std::atomic<bool> stopping_{false};
-  // The current job, published by the release increment of generation_.
+  // The current job, published before its shares: a thread reads these only after taking an
+  // index, and the job cannot end (nor these change) before that index has run.
   TaskFn task_ = nullptr;
   const void* context_ = nullptr;
   std::vector<Share> shares_;
-  std::atomic<size_t> workers_done_{0};
+  std::atomic<size_t> tasks_done_{0};
 };
 
 }  // namespace mnengine
