@@ -8,8 +8,11 @@
 # not run under a preloaded ASan runtime, and they test the exporter's Python, not memory.
 # So are the resident-memory tests (marker `rss`): ASan's quarantine holds on to every freed
 # block, so resident memory grows with any allocation, the engine's or NumPy's.
+# Then the model-loader fuzzer runs for 30 s (seeded) against the same build, so a malformed
+# file that corrupts memory without crashing is caught too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+REPO=$PWD
 WORK=${1:-/tmp/mnengine-sanitize}
 rm -rf "$WORK/venv"
 python3 -m venv "$WORK/venv"
@@ -21,7 +24,11 @@ cd "$WORK"  # outside the checkout: test the installed package
 # Found without importing it: loading it before the ASan runtime would abort.
 EXTENSION=$(ls "$("$WORK/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["platlib"])')"/mnengine/_core*.so)
 ldd "$EXTENSION" | grep -q libasan || { echo "$EXTENSION is not built with AddressSanitizer" >&2; exit 1; }
-LD_PRELOAD=$ASAN_LIBRARY \
-ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1 \
-UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  "$WORK/venv/bin/python" -m pytest -q -p no:cacheprovider -m "not keras and not rss" "$OLDPWD/tests"
+sanitized() {
+  LD_PRELOAD=$ASAN_LIBRARY \
+  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1 \
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    "$WORK/venv/bin/python" "$@"
+}
+sanitized -m pytest -q -p no:cacheprovider -m "not keras and not rss" "$REPO/tests"
+sanitized "$REPO/tools/fuzz_modelfile.py" --seconds 30 --seed 2 --failures "$WORK/fuzz-failures"

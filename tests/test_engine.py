@@ -1,5 +1,6 @@
 """Engine: the inputs predict() takes, what it returns, and clear errors for bad input."""
 
+import os
 import threading
 
 import numpy as np
@@ -232,8 +233,10 @@ def test_one_pixel_and_huge_images(engine):
 
 
 def resident_bytes():
+    """Resident memory of this process; statm counts pages, whose size is the system's (16 or
+    64 KiB on some aarch64 kernels)."""
     with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 @pytest.mark.rss

@@ -1,8 +1,12 @@
 """Every kernel family against the float64 reference, on every ISA this machine has.
 
-Shapes cover each SIMD remainder (channels 1..100 against vector widths 4 and 8 and GEMM
-tiles of 4x4, 6x16, 6x8), every H and W from 1 to 17, stride 1 and 2, each padding mode,
-batch 1 and 3, and one and two threads. Outputs are poisoned with NaN before each run.
+Depthwise and full 3x3 convolutions: for each stride (1, 2) and padding mode, every height
+and every width from 1 to 17 with which the padded input holds the 3x3 window; the channel
+counts 1, 3, 4, 7, 8, 9, 16, 17, 33, 100 (every remainder of vector widths 4 and 8) each with
+batch 1 and 3 and with one and two threads. Pointwise convolution (GEMM): every pair of those
+channel counts as input and output channels, 1 to 17 rows (against row tiles of 4 and 6),
+batch 1 and 3, one and two threads, and three of MobileNet's deep layers. Outputs are
+poisoned with NaN before each run.
 """
 
 import itertools
@@ -50,19 +54,50 @@ def padding_for(mode, size_h, size_w, stride):
 PAD_MODES = ["same", "valid", "zero_pad_bottom_right", "zero_pad_all", "asymmetric"]
 
 
+def window_fits(mode, size, stride):
+    """Whether a 3x3 window fits a `size` x `size` input padded as `mode` pads it."""
+    top, bottom, left, right = padding_for(mode, size, size, stride)
+    return size + top + bottom >= 3 and size + left + right >= 3
+
+
+IN_CHANNELS = [1, 3, 8, 17]
+
+
 def window_cases():
-    """(channels, height, width, stride, padding mode, batch, threads, activation): each H and
-    W from 1 to 17 meets each stride and padding mode, and each channel count each stride."""
+    """(channels, height, width, stride, padding mode, batch, threads, activation).
+
+    For each stride and padding mode, every height from 1 to 17 and every width from 1 to 17
+    that the padded window fits (all but 1 and 2 for 'valid', all but 1 for
+    'zero_pad_bottom_right'), the widths in another order than the heights. Along all
+    cases, channels, batch, threads and activation cycle with periods 10, 20, 40 and 3, so
+    every channel count meets both batch sizes and both thread counts.
+    """
     cases = []
     activations = list(ACTIVATIONS)
-    for i, (stride, mode, channels) in enumerate(itertools.product((1, 2), PAD_MODES, CHANNELS)):
-        h = SIZES[i % len(SIZES)]
-        w = SIZES[(7 * i + 3) % len(SIZES)]
-        padding = padding_for(mode, h, w, stride)
-        if h + padding[0] + padding[1] < 3 or w + padding[2] + padding[3] < 3:
-            h, w = h + 2, w + 2  # the window must fit; sizes 1 and 2 still occur padded
-        cases.append((channels, h, w, stride, mode, 1 + 2 * (i % 2), 1 + (i // 2) % 2, activations[i % 3]))
+    for stride, mode in itertools.product((1, 2), PAD_MODES):
+        sizes = [size for size in SIZES if window_fits(mode, size, stride)]
+        for j, h in enumerate(sizes):
+            w = sizes[(7 * j + 3) % len(sizes)]  # 7 is prime to 15, 16 and 17: a permutation
+            i = len(cases)
+            cases.append((CHANNELS[i % 10], h, w, stride, mode, (1, 3)[i // 10 % 2], (1, 2)[i // 20 % 2],
+                          activations[i % 3]))
     return cases
+
+
+def conv3x3_cases():
+    """The window cases, each with in-channels 1, 3, 8 and 17 in turn."""
+    return [(IN_CHANNELS[i % len(IN_CHANNELS)],) + case for i, case in enumerate(window_cases())]
+
+
+def test_window_cases_cover_every_size():
+    """What window_cases promises: each stride and padding mode meets every height and every
+    width that fits, and each channel count both batch sizes and both thread counts."""
+    cases = window_cases()
+    for stride, mode in itertools.product((1, 2), PAD_MODES):
+        fitting = {size for size in SIZES if window_fits(mode, size, stride)}
+        assert {c[1] for c in cases if c[3:5] == (stride, mode)} == fitting
+        assert {c[2] for c in cases if c[3:5] == (stride, mode)} == fitting
+    assert {(c[0], c[5], c[6]) for c in cases} == set(itertools.product(CHANNELS, (1, 3), (1, 2)))
 
 
 @pytest.mark.parametrize("channels,h,w,stride,mode,batch,threads,activation", window_cases())
@@ -77,8 +112,7 @@ def test_depthwise3x3(isa, rng, channels, h, w, stride, mode, batch, threads, ac
     assert reference.relative_error(y, expected) < TOLERANCE
 
 
-@pytest.mark.parametrize("channels,h,w,stride,mode,batch,threads,activation", window_cases()[::3])
-@pytest.mark.parametrize("in_channels", [1, 3, 8, 17])
+@pytest.mark.parametrize("in_channels,channels,h,w,stride,mode,batch,threads,activation", conv3x3_cases())
 def test_conv3x3(isa, rng, in_channels, channels, h, w, stride, mode, batch, threads, activation):
     padding = padding_for(mode, h, w, stride)
     kernel = rng.standard_normal((3, 3, in_channels, channels)).astype(np.float32)

@@ -1,6 +1,8 @@
 """The .bin model format: round trip, and clear ModelFormatErrors for malformed files."""
 
+import contextlib
 import json
+import resource
 import struct
 import zlib
 
@@ -163,6 +165,31 @@ def test_header_length_beyond_file(model_path, tmp_path):
 def test_inconsistent_header(model_path, tmp_path, edit, message):
     path = with_header(model_path, tmp_path, edit)
     with pytest.raises(ModelFormatError, match=message):
+        mnengine.Engine(path)
+
+
+@contextlib.contextmanager
+def address_space_headroom(extra):
+    """Lets this process map at most `extra` bytes more than it has mapped now (RLIMIT_AS), so
+    that a larger allocation fails. qemu-user ignores the limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/status") as f:
+        mapped = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+    limit = mapped + extra if hard == resource.RLIM_INFINITY else min(mapped + extra, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+@pytest.mark.parametrize("size", [4096, 65536])
+def test_activations_beyond_bound_rejected_before_allocation(model_path, tmp_path, size):
+    """An input size whose activations exceed 1 GiB (at 4096x4096 only all layers together
+    do; at 65536x65536 the first layer alone) is rejected naming the bound, with less
+    address space left than the bound, so allocating the activations first would fail."""
+    path = with_header(model_path, tmp_path, lambda h: h.__setitem__("input_shape", [size, size, 3]))
+    with address_space_headroom(256 << 20), pytest.raises(ModelFormatError, match="activations of one image exceed 1 GiB"):
         mnengine.Engine(path)
 
 

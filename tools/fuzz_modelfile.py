@@ -8,20 +8,28 @@ bits, inserting and deleting bytes - most of which the CRC-32 rejects, so each o
 tried with the preamble's length and checksum recomputed - and by mutating the JSON header
 semantically (huge, negative and wrong-typed values, non-text strings, missing and repeated
 fields) and writing it back with valid framing, so the mutation reaches the header's parser.
-Each file is loaded, and what loads is given to an Engine and run. The address space is
-limited (--memory-gib), so an attempt to allocate gigabytes fails loudly; each case has a
-time limit. Exit status 1 if any case failed; the failing files are kept in --failures.
+Each file is loaded, and what loads is given to an Engine and run.
+
+Each case's file is written to --failures before it runs (as seed<S>-case<N>.bin) and deleted
+when the case passes, so a case that crashes the process or hangs it leaves its input behind;
+the directory is removed again if it ends up empty. A case may map --headroom-mib more address
+space than the process held before it, plus the activation memory its header declares (at
+most 1 GiB, the engine's bound), so an allocation the file does not justify fails loudly. A
+case that runs past --case-seconds in Python is stopped by SIGALRM and reported; one stuck in
+C++ with the GIL released cannot be interrupted that way, so a watchdog thread then prints
+every thread's traceback and exits the process. Exit status 1 if any case failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import faulthandler
 import json
+import math
 import random
 import resource
 import signal
-import struct
 import sys
 import tempfile
 import time
@@ -127,9 +135,42 @@ def make_case(rng: random.Random, valid: bytes):
     return frame(bytes(text), data), "header byte replaced, framing fixed"
 
 
-def run_case(path: Path) -> str:
+#: Seconds the watchdog waits beyond --case-seconds, so that a case stuck in Python is still
+#: reported by SIGALRM (and fuzzing goes on) before the watchdog ends the process.
+WATCHDOG_GRACE_SECONDS = 10
+
+
+def address_space() -> int:
+    """Bytes of address space this process has mapped (VmSize), the quantity RLIMIT_AS bounds."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmSize in /proc/self/status")
+
+
+def limit_address_space(limit: int = resource.RLIM_INFINITY) -> None:
+    """Sets the soft RLIMIT_AS, or lifts it to the hard one (which stays, so the soft limit can
+    be raised again)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if limit == resource.RLIM_INFINITY or (hard != resource.RLIM_INFINITY and limit > hard):
+        limit = hard
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def activation_bytes(graph: mnengine.Graph) -> int:
+    """The float32 bytes of one image's input and node outputs, as the header declares them."""
+    return 4 * sum(math.prod(shape) for shape in graph.shapes().values())
+
+
+def run_case(path: Path, headroom: int) -> str:
+    """Loads the file and runs what loads, mapping at most `headroom` bytes more than the
+    process holds now, plus the activation memory of a graph that loads."""
+    start = address_space()
+    limit_address_space(start + headroom)
     try:
         graph = mnengine.load_model(path)
+        limit_address_space(start + headroom + activation_bytes(graph))
         engine = mnengine.Engine(graph, threads=2)
         x = np.zeros((1,) + engine.input_shape, np.float32)
         engine.predict(x)
@@ -138,53 +179,61 @@ def run_case(path: Path) -> str:
         if not str(e):
             raise AssertionError("ModelFormatError without a message") from e
         return "rejected"
+    finally:
+        limit_address_space()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--memory-gib", type=float, default=4.0, help="address-space limit of this process")
+    parser.add_argument("--headroom-mib", type=int, default=512,
+                        help="address space a case may map beyond its declared activations (default 512)")
     parser.add_argument("--case-seconds", type=int, default=20, help="time limit of one case")
-    parser.add_argument("--failures", type=Path, default=Path("fuzz-failures"))
+    parser.add_argument("--failures", type=Path, default=Path("fuzz-failures"),
+                        help="where each case's file is written before it runs, and kept if it fails")
     args = parser.parse_args()
-    limit = int(args.memory_gib * (1 << 30))
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    headroom = args.headroom_mib << 20
+    faulthandler.enable()  # a crash prints the Python traceback; the case's file stays behind
 
     def timeout(signum, frame):
         raise TimeoutError(f"a case ran longer than {args.case_seconds} s")
 
     signal.signal(signal.SIGALRM, timeout)
     rng = random.Random(args.seed)
+    seeds = []
     with tempfile.TemporaryDirectory(prefix="mnengine-fuzz-") as tmp:
-        seeds = []
         for graph in (mnengine.models.mobilenet_v1(0.25, 32, classes=10), mnengine.models.mobilenet_v2(0.35, 33, classes=10)):
             path = Path(tmp) / "seed.bin"
             mnengine.save_model(graph, path)
             seeds.append(path.read_bytes())
-        case_path = Path(tmp) / "case.bin"
-        outcomes: dict = {}
-        failures = 0
-        deadline = time.monotonic() + args.seconds
-        cases = 0
-        while time.monotonic() < deadline:
-            data, what = make_case(rng, rng.choice(seeds))
-            case_path.write_bytes(data)
-            cases += 1
-            signal.alarm(args.case_seconds)
-            try:
-                outcome = run_case(case_path)
-            except Exception as e:  # anything but ModelFormatError is a finding
-                outcome = "FAILED"
-                failures += 1
-                args.failures.mkdir(parents=True, exist_ok=True)
-                kept = args.failures / f"case-{args.seed}-{cases}.bin"
-                kept.write_bytes(data)
-                print(f"case {cases} ({what}): {type(e).__name__}: {e} -> {kept}", file=sys.stderr)
-                traceback.print_exc(limit=3)
-            finally:
-                signal.alarm(0)
-            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    args.failures.mkdir(parents=True, exist_ok=True)
+    print(f"fuzz_modelfile: each case's file is in {args.failures} while it runs", flush=True)
+    outcomes: dict = {}
+    failures = 0
+    deadline = time.monotonic() + args.seconds
+    cases = 0
+    while time.monotonic() < deadline:
+        data, what = make_case(rng, rng.choice(seeds))
+        cases += 1
+        case_path = args.failures / f"seed{args.seed}-case{cases}.bin"
+        case_path.write_bytes(data)
+        signal.alarm(args.case_seconds)
+        faulthandler.dump_traceback_later(args.case_seconds + WATCHDOG_GRACE_SECONDS, exit=True)
+        try:
+            outcome = run_case(case_path, headroom)
+            case_path.unlink()
+        except Exception as e:  # anything but ModelFormatError is a finding
+            outcome = "FAILED"
+            failures += 1
+            print(f"case {cases} ({what}): {type(e).__name__}: {e} -> {case_path}", file=sys.stderr)
+            traceback.print_exc(limit=3)
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+            signal.alarm(0)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    if not any(args.failures.iterdir()):
+        args.failures.rmdir()
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(outcomes.items()))
     print(f"fuzz_modelfile: seed {args.seed}, {cases} cases in {args.seconds:g} s: {summary}")
     return 1 if failures else 0

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds mnengine's Linux aarch64 wheel for CPython 3.11 on an x86-64 host:
 #   tools/aarch64/build-wheel.sh [OUT_DIR]      (default: dist/aarch64)
-# -> OUT_DIR/mnengine-<version>-cp311-cp311-manylinux_2_17_aarch64.manylinux2014_aarch64.whl
+# -> OUT_DIR/mnengine-<version>-cp311-cp311-manylinux2014_aarch64.manylinux_2_17_aarch64.whl
 # zig compiles against glibc 2.17 (cmake/aarch64-linux-gnu.2.17-zig.cmake); auditwheel gives
 # the manylinux tag; the checks at the end fail the build when the tag, the extension's suffix
 # or its machine is wrong, or the wheel needs a library outside the manylinux policy (each of
@@ -44,7 +44,7 @@ name = wheel.rsplit("/", 1)[-1]
 match = re.fullmatch(r"mnengine-[^-]+-cp311-cp311-([^-]+)\.whl", name)
 platforms = set(match.group(1).split(".")) if match else set()
 if platforms != {"manylinux_2_17_aarch64", "manylinux2014_aarch64"}:
-    problems.append(f"wheel {name!r} is not tagged cp311-cp311-manylinux_2_17_aarch64.manylinux2014_aarch64")
+    problems.append(f"wheel {name!r} is not tagged cp311-cp311-manylinux2014_aarch64.manylinux_2_17_aarch64")
 if 'consistent with the following platform tag: "manylinux_2_17_aarch64"' not in " ".join(show_log.split()):
     problems.append("auditwheel show does not report the manylinux_2_17_aarch64 policy")
 with zipfile.ZipFile(wheel) as archive:
