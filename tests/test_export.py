@@ -9,6 +9,7 @@ import pytest
 
 import mnengine
 from conftest import run_module
+from reference import relative_error
 from mnengine.export import UnsupportedModelError, export, from_keras, imagenet_labels
 
 pytestmark = pytest.mark.keras
@@ -26,16 +27,21 @@ def randomize_batch_norm(model, rng):
             ])
 
 
+def assert_close(got, expected):
+    """mnengine's outputs equal Keras's to relative error < 1e-4, with the same argmax per image."""
+    batch = len(expected)
+    got, expected = np.reshape(got, (batch, -1)), np.reshape(expected, (batch, -1))
+    error = relative_error(got, expected)
+    assert error < 1e-4, error
+    np.testing.assert_array_equal(got.argmax(1), expected.argmax(1))
+
+
 def assert_matches_keras(model, path, rng, batch=2, **export_args):
     """Exports `path` and compares mnengine with model.predict on one random batch."""
     out = path.with_suffix(".bin")
     export(path, out, **export_args)
     x = rng.uniform(-1, 1, (batch,) + tuple(model.input_shape[1:])).astype(np.float32)
-    expected = model.predict(x, verbose=0).reshape(batch, -1)
-    got = mnengine.Engine(out, threads=2).predict(x).reshape(batch, -1)
-    error = np.abs(got - expected).max() / np.abs(expected).max()
-    assert error < 1e-4, error
-    np.testing.assert_array_equal(got.argmax(1), expected.argmax(1))
+    assert_close(mnengine.Engine(out, threads=2).predict(x), model.predict(x, verbose=0))
     return out
 
 
@@ -111,6 +117,25 @@ def test_sequential_head_with_batch_norm_relu_and_sigmoid(keras, tmp_path, rng):
     expected = model.predict(pixels, verbose=0)
     got = engine.predict(pixels)
     assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-4
+
+
+def test_rescaling_in_the_head_is_not_preprocessing(keras, tmp_path, rng):
+    """A Rescaling after the classifier (temperature scaling) is arithmetic on the logits, not
+    the model preprocessing its own input: the file keeps MobileNet's preprocessing, so
+    predict on 0..255 pixels equals Keras on x / 127.5 - 1."""
+    base = keras.applications.MobileNetV2(input_shape=(96, 96, 3), include_top=False, weights=None, alpha=0.35)
+    randomize_batch_norm(base, rng)
+    inputs = keras.Input((96, 96, 3))
+    x = keras.layers.GlobalAveragePooling2D()(base(inputs))
+    x = keras.layers.Dense(6)(x)
+    x = keras.layers.Rescaling(1 / 1.7, name="temperature")(x)
+    model = keras.Model(inputs, keras.layers.Softmax()(x))
+    model.save(tmp_path / "model.keras")
+    out = assert_matches_keras(model, tmp_path / "model.keras", rng)
+    engine = mnengine.Engine(out)
+    assert engine.preprocessing == "mobilenet"
+    pixels = rng.integers(0, 256, (2, 96, 96, 3), dtype=np.uint8)
+    assert_close(engine.predict(pixels), model.predict(pixels / 127.5 - 1, verbose=0))
 
 
 def test_flatten_dense_head_at_96(keras, tmp_path, rng):

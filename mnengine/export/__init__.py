@@ -103,9 +103,9 @@ def _weights_only_graph(saved: SavedModel, arch: Optional[str], alpha: Optional[
 def _graph(saved: SavedModel, arch: Optional[str], alpha: Optional[float], size: Optional[int]) -> Graph:
     if saved.config is None:
         return _weights_only_graph(saved, arch, alpha, size)
-    input_shape, nodes, rescaled = convert(saved.config, saved.weights)
+    input_shape, nodes, rescales_input = convert(saved.config, saved.weights)
     name = saved.config.get("config", {}).get("name") or saved.path.stem
-    return Graph(str(name), input_shape, nodes, "none" if rescaled else "mobilenet")
+    return Graph(str(name), input_shape, nodes, "none" if rescales_input else "mobilenet")
 
 
 def export(model: PathLike, output: PathLike, *, labels: Optional[PathLike] = None, arch: Optional[str] = None,

@@ -224,7 +224,10 @@ class Converter:
             raise UnsupportedModelError(f"input shape {shape}: expected a fixed (height, width, 3) image input")
         self.input_shape = tuple(shape)
         self.values[INPUT] = Value(INPUT, self.input_shape)
-        self.rescaled = False
+        # A Rescaling that reads the input means the model preprocesses its own input, so
+        # mnengine must feed it the 0..255 pixels; a Rescaling further on (a temperature
+        # after the classifier, say) is just arithmetic and says nothing about the input.
+        self.rescales_input = False
 
     def convert(self) -> List[Node]:
         for call in self.calls:
@@ -464,7 +467,8 @@ class Converter:
         raise unsupported(call, f"target_shape {target} from {value.shape}: supported are (N,) and (1, 1, N)")
 
     def _Rescaling(self, call: LayerCall, ins: List[Value]) -> Value:
-        self.rescaled = True
+        if ins[0].node == INPUT:
+            self.rescales_input = True
         channels = ins[0].shape[2]
         scale = np.asarray(call.config.get("scale", 1.0), np.float64)
         offset = np.asarray(call.config.get("offset", 0.0), np.float64)
@@ -479,4 +483,4 @@ def convert(config: Dict[str, Any], store_factory) -> Tuple[Tuple[int, int, int]
     flattener = flatten_model(config)
     converter = Converter(flattener, store_factory(flattener.configs))
     nodes = converter.convert()
-    return converter.input_shape, nodes, converter.rescaled
+    return converter.input_shape, nodes, converter.rescales_input
