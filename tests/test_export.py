@@ -179,12 +179,18 @@ def test_unsupported_layer_fails_cleanly(keras, tmp_path):
     assert not out.exists() and list(tmp_path.iterdir()) == [tmp_path / "wide.keras"]
 
 
-def test_cli_reports_unsupported_lstm(keras, tmp_path):
+def test_cli_reports_unsupported_recurrent_layer(keras, tmp_path):
+    """The first layer mnengine cannot run is an LSTM: a ConvLSTM1D reading the rows of the
+    image as time steps, after a supported 1x1 convolution. (A plain LSTM needs a 3D tensor,
+    and every layer that makes one from an image is itself unsupported.) The command names the
+    LSTM and its class, lists what is supported and writes nothing."""
     inputs = keras.Input((32, 32, 3))
-    x = keras.layers.Reshape((32, 96), name="rows_as_time")(inputs)
-    x = keras.layers.LSTM(4, name="sequence")(x)
+    x = keras.layers.Conv2D(8, 1, name="pointwise")(inputs)
+    x = keras.layers.ConvLSTM1D(4, 3, name="rows_as_time")(x)
+    x = keras.layers.GlobalAveragePooling1D()(x)
     keras.Model(inputs, x).save(tmp_path / "lstm.keras")
     result = run_module("mnengine.export", tmp_path / "lstm.keras", "-o", tmp_path / "lstm.bin")
     assert result.returncode == 1
-    assert "'rows_as_time' (Reshape)" in result.stderr
-    assert "supported" in result.stderr and not (tmp_path / "lstm.bin").exists()
+    assert "layer 'rows_as_time' (ConvLSTM1D): this layer is not supported" in result.stderr, result.stderr
+    assert "supported: InputLayer, Conv2D, DepthwiseConv2D" in result.stderr
+    assert result.stdout == "" and list(tmp_path.iterdir()) == [tmp_path / "lstm.keras"]
