@@ -4,6 +4,9 @@ model, a Keras 2 (tf_keras) model, and models it must refuse. Keras's predict is
 Weights are random (nothing can be downloaded here) with BatchNormalization statistics drawn
 from realistic ranges."""
 
+import collections
+import re
+
 import numpy as np
 import pytest
 
@@ -157,6 +160,62 @@ def test_from_live_model(keras, tmp_path, rng):
     x = rng.uniform(-1, 1, (1, 64, 64, 3)).astype(np.float32)
     np.testing.assert_allclose(mnengine.Engine(tmp_path / "live.bin").predict(x), model.predict(x, verbose=0),
                                rtol=1e-4, atol=1e-6)
+
+
+def summary_field(stdout, name):
+    """The value of one `  name: value` line of the export command's summary."""
+    match = re.search(rf"^  {re.escape(name)}:\s+(.*)$", stdout, re.M)
+    assert match, (name, stdout)
+    return match.group(1)
+
+
+def count(text):
+    """1,234,567 -> 1234567"""
+    return int(text.replace(",", ""))
+
+
+def test_cli_with_labels_prints_a_checked_summary(keras, tmp_path, rng):
+    """`python -m mnengine.export MODEL -o out.bin --labels FILE` puts the labels in the file and
+    prints a summary whose figures agree with what Keras says of the same model:
+
+    - layers: Keras's (model.layers without the InputLayer), and one mnengine operator per
+      convolution, dense, add and pooling layer plus the Dense's softmax: BatchNormalization,
+      ReLU and ZeroPadding2D fold into them;
+    - parameters: Keras's count_params(), and stored 3 fewer per BatchNormalization channel:
+      its 4 values per channel (gamma, beta, moving mean and variance) fold into one bias of
+      the bias-free convolution before it;
+    - multiply-adds: each convolution's and dense layer's output positions times its kernel's
+      size, from Keras's shapes; the file's size; the check it ran.
+    """
+    model = keras.applications.MobileNetV2(alpha=0.35, input_shape=(96, 96, 3), weights=None, classes=5)
+    randomize_batch_norm(model, rng)
+    model.save(tmp_path / "flowers.keras")
+    names = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
+    (tmp_path / "labels.txt").write_text("\n".join(names) + "\n")
+    out = tmp_path / "flowers.bin"
+    result = run_module("mnengine.export", tmp_path / "flowers.keras", "-o", out, "--labels", tmp_path / "labels.txt")
+    assert result.returncode == 0, result.stderr
+    stdout = result.stdout
+    assert mnengine.Engine(out).labels == names
+    assert summary_field(stdout, "labels") == f"5 from {tmp_path / 'labels.txt'}"
+    assert f"(keras, Keras {keras.__version__}) -> {out}" in stdout
+
+    classes = collections.Counter(type(layer).__name__ for layer in model.layers)
+    operators = sum(classes[c] for c in ("Conv2D", "DepthwiseConv2D", "Dense", "Add", "GlobalAveragePooling2D")) + 1
+    layers = re.fullmatch(r"(\d+) mnengine operators from (\d+) Keras layers \(.*\)", summary_field(stdout, "layers"))
+    assert layers and (int(layers[1]), int(layers[2])) == (operators, len(model.layers) - 1), stdout
+
+    batch_norm_channels = sum(layer.gamma.shape[0] for layer in model.layers if type(layer).__name__ == "BatchNormalization")
+    parameters = re.fullmatch(r"([\d,]+) stored \(Keras counts ([\d,]+) before .*\)", summary_field(stdout, "parameters"))
+    assert parameters, stdout
+    assert count(parameters[2]) == model.count_params()
+    assert count(parameters[1]) == model.count_params() - 3 * batch_norm_channels
+
+    multiply_adds = sum(int(np.prod(layer.output.shape[1:-1])) * int(np.prod(layer.kernel.shape))
+                        for layer in model.layers if type(layer).__name__ in ("Conv2D", "DepthwiseConv2D", "Dense"))
+    assert summary_field(stdout, "multiply-adds") == f"{multiply_adds:,} per image"
+    assert summary_field(stdout, "file size") == f"{out.stat().st_size:,} bytes"
+    assert summary_field(stdout, "check") == "loaded and ran on a random input: (5,) finite outputs"
 
 
 def test_keras2_full_model_h5(tf_keras, tmp_path, rng):

@@ -17,7 +17,7 @@ import dataclasses
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, List, Optional, Union
+from typing import Any, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -42,8 +42,10 @@ class ExportSummary:
     source_format: str
     keras_version: str
     output: str
-    nodes: int
-    parameters: int
+    nodes: int  # mnengine operators
+    keras_layers: Optional[int]  # the Keras layers they came from (None: a weights-only file has no architecture)
+    parameters: int  # values stored in the file, BatchNormalization folded
+    keras_parameters: int  # values of the Keras model's variables, as its count_params() counts them
     multiply_adds: int
     input_shape: tuple
     output_shape: tuple
@@ -53,10 +55,14 @@ class ExportSummary:
     check: str
 
     def __str__(self) -> str:
+        layers = f"{self.nodes} mnengine operators"
+        if self.keras_layers is not None:
+            layers += f" from {self.keras_layers} Keras layers (BatchNormalization, activations and padding folded in)"
         return "\n".join([
             f"exported {self.source} ({self.source_format}, Keras {self.keras_version}) -> {self.output}",
-            f"  layers (after folding): {self.nodes}",
-            f"  parameters:             {self.parameters:,}",
+            f"  layers:                 {layers}",
+            f"  parameters:             {self.parameters:,} stored "
+            f"(Keras counts {self.keras_parameters:,} before BatchNormalization is folded)",
             f"  multiply-adds:          {self.multiply_adds:,} per image",
             f"  input -> output:        {self.input_shape} -> {self.output_shape}",
             f"  preprocessing:          {self.preprocessing}",
@@ -83,7 +89,8 @@ def _read_labels(path: PathLike) -> List[str]:
 
 
 def _weights_only_graph(saved: SavedModel, arch: Optional[str], alpha: Optional[float],
-                        size: Optional[int]) -> Graph:
+                        size: Optional[int]) -> Tuple[Graph, int]:
+    """The graph of a weights-only file and the number of values in its weights."""
     if arch is None or alpha is None or size is None:
         raise UnsupportedModelError(
             f"{saved.path} holds weights only, no architecture: give arch, alpha and size "
@@ -95,17 +102,24 @@ def _weights_only_graph(saved: SavedModel, arch: Optional[str], alpha: Optional[
     classes = int(head["kernel"].shape[-1]) if head else 1000
     builder = getattr(models, arch)
     try:
-        return builder(alpha, size, weights=weights, include_top=head is not None, classes=classes)
+        graph = builder(alpha, size, weights=weights, include_top=head is not None, classes=classes)
     except ValueError as e:
         raise UnsupportedModelError(f"{saved.path}: not {arch} alpha {alpha} weights: {e}") from None
+    return graph, sum(w.size for layer in weights.values() for w in layer.values())
 
 
-def _graph(saved: SavedModel, arch: Optional[str], alpha: Optional[float], size: Optional[int]) -> Graph:
+def _graph(saved: SavedModel, arch: Optional[str], alpha: Optional[float],
+           size: Optional[int]) -> Tuple[Graph, Optional[int], int]:
+    """The graph of `saved`, the number of Keras layers it comes from (None for a weights-only
+    file, which has no architecture to count) and their parameters as Keras counts them."""
     if saved.config is None:
-        return _weights_only_graph(saved, arch, alpha, size)
-    input_shape, nodes, rescales_input = convert(saved.config, saved.weights)
+        graph, keras_parameters = _weights_only_graph(saved, arch, alpha, size)
+        return graph, None, keras_parameters
+    conversion = convert(saved.config, saved.weights)
     name = saved.config.get("config", {}).get("name") or saved.path.stem
-    return Graph(str(name), input_shape, nodes, "none" if rescales_input else "mobilenet")
+    preprocessing = "none" if conversion.rescales_input else "mobilenet"
+    graph = Graph(str(name), conversion.input_shape, conversion.nodes, preprocessing)
+    return graph, conversion.keras_layers, conversion.keras_parameters
 
 
 def export(model: PathLike, output: PathLike, *, labels: Optional[PathLike] = None, arch: Optional[str] = None,
@@ -118,7 +132,7 @@ def export(model: PathLike, output: PathLike, *, labels: Optional[PathLike] = No
     be converted; nothing is written then.
     """
     with SavedModel(model) as saved:
-        graph = _graph(saved, arch, alpha, size)
+        graph, keras_layers, keras_parameters = _graph(saved, arch, alpha, size)
         source_format, keras_version = saved.format, saved.keras_version
     output_shape = graph.output_shape  # validates every shape of the graph
     classes = int(np.prod(output_shape))
@@ -140,7 +154,8 @@ def export(model: PathLike, output: PathLike, *, labels: Optional[PathLike] = No
         raise
     return ExportSummary(
         source=str(model), source_format=source_format, keras_version=keras_version, output=str(output),
-        nodes=len(graph.nodes), parameters=graph.parameters(), multiply_adds=graph.multiply_adds(),
+        nodes=len(graph.nodes), keras_layers=keras_layers, parameters=graph.parameters(),
+        keras_parameters=keras_parameters, multiply_adds=graph.multiply_adds(),
         input_shape=tuple(graph.input_shape), output_shape=tuple(output_shape),
         preprocessing=graph.preprocessing, labels=labels_note, file_bytes=Path(output).stat().st_size, check=check)
 

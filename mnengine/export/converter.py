@@ -18,7 +18,7 @@ import numpy as np
 
 from ..graph import INPUT, Graph, Node, same_padding, window_output
 from ..models import fold_batch_norm
-from .keras_files import WeightStore, snake_case
+from .keras_files import Weights, WeightStore, snake_case
 
 #: Layer classes the exporter understands, and what each becomes.
 SUPPORTED_LAYERS = {
@@ -228,6 +228,9 @@ class Converter:
         # mnengine must feed it the 0..255 pixels; a Rescaling further on (a temperature
         # after the classifier, say) is just arithmetic and says nothing about the input.
         self.rescales_input = False
+        # Values of each layer's variables, by the layer's place in the model (a layer called
+        # twice has its variables once), as Keras's count_params counts them.
+        self.keras_parameters: Dict[Tuple[str, ...], int] = {}
 
     def convert(self) -> List[Node]:
         for call in self.calls:
@@ -245,6 +248,11 @@ class Converter:
         return self.nodes
 
     # ---- helpers
+
+    def _layer_weights(self, call: LayerCall) -> Weights:
+        weights = self.weights.layer(call.keras3_path, call.legacy_path)
+        self.keras_parameters[call.keras3_path] = sum(w.size for w in weights.values())
+        return weights
 
     def _add(self, node: Node, shape: Tuple[int, int, int], flat: bool = False) -> Value:
         self.nodes.append(node)
@@ -332,7 +340,7 @@ class Converter:
         size = _pair(config["kernel_size"])
         if config.get("groups", 1) != 1:
             raise unsupported(call, "grouped convolutions are not supported")
-        w = self.weights.layer(call.keras3_path, call.legacy_path)
+        w = self._layer_weights(call)
         kernel, bias = w["kernel"], w.get("bias")
         if size == (3, 3):
             stride, padding, (out_h, out_w) = self._window(call, value)
@@ -358,7 +366,7 @@ class Converter:
             raise unsupported(call, f"kernel_size {_pair(config['kernel_size'])}: only 3x3 depthwise is supported")
         if config.get("depth_multiplier", 1) != 1:
             raise unsupported(call, "depth_multiplier must be 1")
-        w = self.weights.layer(call.keras3_path, call.legacy_path)
+        w = self._layer_weights(call)
         stride, padding, (out_h, out_w) = self._window(call, value)
         kernel = w["depthwise_kernel"] if "depthwise_kernel" in w else w["kernel"]
         node = Node(call.name, "depthwise3x3", [value.node], {"kernel": kernel[:, :, :, 0]}, stride, padding)
@@ -370,7 +378,7 @@ class Converter:
     def _Dense(self, call: LayerCall, ins: List[Value]) -> Value:
         value = ins[0]
         self._no_padding(call, value)
-        w = self.weights.layer(call.keras3_path, call.legacy_path)
+        w = self._layer_weights(call)
         kernel, units = w["kernel"], w["kernel"].shape[1]
         if value.flat or value.shape[:2] == (1, 1):
             node = Node(call.name, "dense", [value.node], {"kernel": kernel})
@@ -388,7 +396,7 @@ class Converter:
         axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
         if axis not in (-1, 3):
             raise unsupported(call, f"axis {axis}: only the channel axis (-1) is supported")
-        w = self.weights.layer(call.keras3_path, call.legacy_path)
+        w = self._layer_weights(call)
         epsilon = float(config.get("epsilon", 1e-3))
         node = self._fusable(value, call.inputs[0])
         if node is not None and node.op in ("conv3x3", "conv1x1", "depthwise3x3", "dense"):
@@ -477,10 +485,22 @@ class Converter:
         return self._affine(call, ins[0], scale.reshape(-1), offset.reshape(-1))
 
 
-def convert(config: Dict[str, Any], store_factory) -> Tuple[Tuple[int, int, int], List[Node], bool]:
-    """(input shape, nodes, whether the model rescales its own input) of a Keras model config;
-    `store_factory(configs)` gives the weights."""
+@dataclasses.dataclass
+class Conversion:
+    """A Keras model converted to mnengine nodes."""
+
+    input_shape: Tuple[int, int, int]
+    nodes: List[Node]
+    rescales_input: bool  # a Rescaling reads the input: the model takes 0..255 pixels
+    keras_layers: int  # layers of the Keras model, nested models' layers included, InputLayers not
+    keras_parameters: int  # values of their variables, as Keras's count_params counts them
+
+
+def convert(config: Dict[str, Any], store_factory) -> Conversion:
+    """Converts a Keras model config; `store_factory(configs)` gives the weights."""
     flattener = flatten_model(config)
     converter = Converter(flattener, store_factory(flattener.configs))
     nodes = converter.convert()
-    return converter.input_shape, nodes, converter.rescales_input
+    layers = len({call.keras3_path for call in flattener.calls})
+    return Conversion(converter.input_shape, nodes, converter.rescales_input, layers,
+                      sum(converter.keras_parameters.values()))
