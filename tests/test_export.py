@@ -74,7 +74,8 @@ def test_feature_extractors(keras, tmp_path, rng, application, pooling):
     assert_matches_keras(model, tmp_path / "model.keras", rng)
 
 
-def test_fine_tuned_v2_with_37_classes(keras, tmp_path, rng):
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_fine_tuned_v2_with_37_classes(keras, tmp_path, rng, suffix):
     """A MobileNetV2 base nested in a Functional model, a 37-class head, trained a few steps."""
     base = keras.applications.MobileNetV2(input_shape=(160, 160, 3), include_top=False, weights=None, alpha=0.35)
     randomize_batch_norm(base, rng)
@@ -89,12 +90,15 @@ def test_fine_tuned_v2_with_37_classes(keras, tmp_path, rng):
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
     labels = tmp_path / "labels.txt"
     labels.write_text("\n".join(f"breed {i}" for i in range(37)) + "\n")
-    model.save(tmp_path / "pets.keras")
-    out = assert_matches_keras(model, tmp_path / "pets.keras", rng, labels=labels)
+    model.save(tmp_path / f"pets{suffix}")
+    out = assert_matches_keras(model, tmp_path / f"pets{suffix}", rng, labels=labels)
     assert mnengine.Engine(out).labels[36] == "breed 36"
 
 
-def test_sequential_head_with_batch_norm_relu_and_sigmoid(keras, tmp_path, rng):
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_sequential_head_with_batch_norm_relu_and_sigmoid(keras, tmp_path, rng, suffix):
+    """A Sequential model: a Rescaling of the input, the base, and a head of pooling,
+    BatchNormalization, Dense, ReLU6, Reshape, 1x1 Conv2D, Flatten and sigmoid."""
     base = keras.applications.MobileNet(input_shape=(128, 128, 3), include_top=False, weights=None, alpha=0.25)
     randomize_batch_norm(base, rng)
     model = keras.Sequential([
@@ -111,15 +115,12 @@ def test_sequential_head_with_batch_norm_relu_and_sigmoid(keras, tmp_path, rng):
         keras.layers.Activation("sigmoid"),
     ])
     randomize_batch_norm(model, rng)
-    model.save(tmp_path / "model.keras")
-    out = tmp_path / "model.bin"
-    export(tmp_path / "model.keras", out)
+    model.save(tmp_path / f"model{suffix}")
+    out = assert_matches_keras(model, tmp_path / f"model{suffix}", rng)
     engine = mnengine.Engine(out)
-    assert engine.preprocessing == "none"  # the model rescales its own input
-    pixels = rng.uniform(0, 255, (2, 128, 128, 3)).astype(np.float32)
-    expected = model.predict(pixels, verbose=0)
-    got = engine.predict(pixels)
-    assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-4
+    assert engine.preprocessing == "none"  # the model rescales its own input: predict passes pixels as they are
+    pixels = rng.integers(0, 256, (2, 128, 128, 3), dtype=np.uint8)
+    assert_close(engine.predict(pixels), model.predict(pixels.astype(np.float32), verbose=0))
 
 
 def test_rescaling_in_the_head_is_not_preprocessing(keras, tmp_path, rng):
@@ -141,15 +142,47 @@ def test_rescaling_in_the_head_is_not_preprocessing(keras, tmp_path, rng):
     assert_close(engine.predict(pixels), model.predict(pixels / 127.5 - 1, verbose=0))
 
 
-def test_flatten_dense_head_at_96(keras, tmp_path, rng):
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_flatten_dense_head_at_96(keras, tmp_path, rng, suffix):
     base = keras.applications.MobileNetV2(input_shape=(96, 96, 3), include_top=False, weights=None, alpha=0.5)
     randomize_batch_norm(base, rng)
     inputs = keras.Input((96, 96, 3))
     x = keras.layers.Flatten()(base(inputs))
     x = keras.layers.Dense(10, activation="softmax")(x)
     model = keras.Model(inputs, x)
-    model.save(tmp_path / "model.h5")
-    assert_matches_keras(model, tmp_path / "model.h5", rng)
+    model.save(tmp_path / f"model{suffix}")
+    assert_matches_keras(model, tmp_path / f"model{suffix}", rng)
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_batch_norm_epsilon_is_the_layers_own(keras, tmp_path, rng, suffix):
+    """BatchNormalization(epsilon=1e-5), not Keras's default 1e-3, after each layer of a
+    backbone-like stack (a strided 3x3 convolution, a depthwise one, a 1x1 convolution with a
+    bias of its own) and in a head after pooling, where nothing precedes it to fold into;
+    then Dense(activation="sigmoid"). Moving variances of 0.001 to 0.01, as in channels that
+    barely vary, make the epsilon matter: with 1e-3 instead, a channel's scale is off by up
+    to 40 %. Gammas in proportion to the standard deviations keep each BatchNormalization's
+    output, and so the sigmoid's input, at the usual scale rather than saturated."""
+    inputs = keras.Input((48, 48, 3))
+    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", use_bias=False)(inputs)
+    x = keras.layers.BatchNormalization(epsilon=1e-5)(x)
+    x = keras.layers.ReLU(max_value=6)(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False)(x)
+    x = keras.layers.BatchNormalization(epsilon=1e-5)(x)
+    x = keras.layers.ReLU(max_value=6)(x)
+    x = keras.layers.Conv2D(24, 1)(x)
+    x = keras.layers.BatchNormalization(epsilon=1e-5)(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.BatchNormalization(epsilon=1e-5)(x)
+    model = keras.Model(inputs, keras.layers.Dense(4, activation="sigmoid")(x))
+    for layer in model.layers:
+        if type(layer).__name__ == "BatchNormalization":
+            channels = layer.gamma.shape
+            variance = rng.uniform(0.001, 0.01, channels)
+            layer.set_weights([rng.uniform(0.5, 1.5, channels) * np.sqrt(variance), rng.normal(0, 0.2, channels),
+                               rng.normal(0, 0.03, channels), variance])
+    model.save(tmp_path / f"model{suffix}")
+    assert_matches_keras(model, tmp_path / f"model{suffix}", rng)
 
 
 def test_from_live_model(keras, tmp_path, rng):
