@@ -259,6 +259,51 @@ def test_keras2_full_model_h5(tf_keras, tmp_path, rng):
     assert_matches_keras(model, tmp_path / "keras2.h5", rng)
 
 
+@pytest.mark.parametrize("application, arch, alpha, size, include_top", [
+    ("MobileNetV2", "mobilenet_v2", 0.35, 96, True),
+    ("MobileNetV2", "mobilenet_v2", 1.0, 131, False),
+    ("MobileNet", "mobilenet_v1", 0.5, 128, True),
+])
+def test_keras3_weights_only_file(keras, tmp_path, rng, application, arch, alpha, size, include_top):
+    """model.save_weights("m.weights.h5") of Keras 3, whose groups are named by class and
+    position rather than by layer, exported with --arch/--alpha/--size in a process that
+    cannot import TensorFlow or Keras, equals Keras's predict."""
+    model = getattr(keras.applications, application)(
+        alpha=alpha, input_shape=(size, size, 3), weights=None, include_top=include_top, classes=7)
+    randomize_batch_norm(model, rng)
+    model.save_weights(tmp_path / "m.weights.h5")
+    out = tmp_path / "m.bin"
+    result = run_module("mnengine.export", tmp_path / "m.weights.h5", "-o", out, "--arch", arch, "--alpha", alpha,
+                        "--size", size, unimportable=("tensorflow", "keras", "tf_keras"))
+    assert result.returncode == 0, result.stderr
+    assert "(weights-only .weights.h5, Keras 3)" in result.stdout
+    assert f"(Keras counts {model.count_params():,} before" in result.stdout
+    x = rng.uniform(-1, 1, (2, size, size, 3)).astype(np.float32)
+    assert_close(mnengine.Engine(out).predict(x), model.predict(x, verbose=0))
+
+
+def test_weights_only_file_of_a_model_with_its_own_layers_fails_cleanly(keras, tf_keras, tmp_path):
+    """Weights-only files of models that add a classifier to a MobileNetV2 base, from Keras 3
+    (the base nested) and Keras 2 (the head on the base's output, all layers at the top): the
+    architecture is not the file's, and exporting it without the head would give a different
+    model, so the export fails naming the layers it does not know, and writes nothing."""
+    model = keras.Sequential([
+        keras.Input((96, 96, 3)),
+        keras.applications.MobileNetV2(input_shape=(96, 96, 3), include_top=False, weights=None, alpha=0.35),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(3, name="flowers"),
+    ])
+    model.save_weights(tmp_path / "keras3.weights.h5")
+    base = tf_keras.applications.MobileNetV2(input_shape=(96, 96, 3), include_top=False, weights=None, alpha=0.35)
+    head = tf_keras.layers.Dense(3, name="flowers")(tf_keras.layers.GlobalAveragePooling2D()(base.output))
+    tf_keras.Model(base.input, head).save_weights(tmp_path / "keras2.h5")
+    for weights, unknown in (("keras3.weights.h5", "functional"), ("keras2.h5", "flowers")):
+        out = tmp_path / (weights + ".bin")
+        with pytest.raises(UnsupportedModelError, match=f"layers that mobilenet_v2 does not have \\({unknown}\\)"):
+            export(tmp_path / weights, out, arch="mobilenet_v2", alpha=0.35, size=96)
+        assert not out.exists()
+
+
 def test_unsupported_layer_fails_cleanly(keras, tmp_path):
     inputs = keras.Input((64, 64, 3))
     x = keras.layers.Conv2D(8, 3, padding="same")(inputs)

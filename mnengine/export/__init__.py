@@ -1,7 +1,8 @@
 """Keras -> mnengine: ``python -m mnengine.export MODEL -o model.bin``.
 
 Reads Keras 3 ``.keras`` archives, legacy ``.h5`` models (Keras 2, tf.keras, Keras 3) and
-weights-only ``.h5`` files (given ``arch``, ``alpha`` and ``size``) with h5py alone, converts
+weights-only files of keras.applications models (Keras 2's ``.h5``, Keras 3's ``.weights.h5``;
+given ``arch``, ``alpha`` and ``size``) with h5py alone, converts
 MobileNet v1/v2 and models built on them (see :data:`converter.SUPPORTED_LAYERS`) into an
 mnengine graph, writes the ``.bin`` and checks that it loads and runs. Nothing is written when
 the model cannot be converted.
@@ -97,7 +98,18 @@ def _weights_only_graph(saved: SavedModel, arch: Optional[str], alpha: Optional[
             "(--arch mobilenet_v1|mobilenet_v2 --alpha A --size S)")
     if arch not in ARCHITECTURES:
         raise ValueError(f"arch must be one of {ARCHITECTURES}, got {arch!r}")
-    weights = saved.layer_weights()
+    try:
+        # With the classifier: the file says whether it has one, and of how many classes.
+        layers = [(name, class_name, list(shapes)) for name, class_name, shapes in models.keras_layers(arch, alpha)]
+    except ValueError as e:
+        raise UnsupportedModelError(f"{saved.path}: {e}") from None
+    weights, unknown = saved.layer_weights(layers)
+    if unknown:
+        # Leaving them out would export a different model than the one saved.
+        raise UnsupportedModelError(
+            f"{saved.path} holds weights of layers that {arch} does not have ({', '.join(unknown)}): a weights-only "
+            f"file must be a keras.applications model's own; save a model with layers of its own whole, "
+            f"model.save('model.keras'), and export that")
     head = weights.get("conv_preds" if arch == "mobilenet_v1" else "predictions")
     classes = int(head["kernel"].shape[-1]) if head else 1000
     builder = getattr(models, arch)

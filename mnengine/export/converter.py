@@ -18,7 +18,7 @@ import numpy as np
 
 from ..graph import INPUT, Graph, Node, same_padding, window_output
 from ..models import fold_batch_norm
-from .keras_files import Weights, WeightStore, snake_case
+from .keras_files import Keras3Names, Weights, WeightStore
 
 #: Layer classes the exporter understands, and what each becomes.
 SUPPORTED_LAYERS = {
@@ -104,21 +104,13 @@ class Flattener:
               legacy: Tuple[str, ...], prefix: str) -> List[str]:
         class_name, config = model["class_name"], model["config"]
         layers = config["layers"]
-        names: Dict[str, int] = {}
-
-        def keras3_name(layer: Dict[str, Any]) -> str:
-            base = snake_case(layer["class_name"])
-            if base in names:
-                names[base] += 1
-                return f"{base}_{names[base]}"
-            names[base] = 0
-            return base
+        keras3_names = Keras3Names()
 
         if class_name == "Sequential":
             tensor = inputs[0] if inputs else None
             for layer in layers:
                 name = _layer_name(layer)
-                path3, path_legacy = keras3 + (keras3_name(layer),), legacy + (name,)
+                path3, path_legacy = keras3 + (keras3_names(layer["class_name"]),), legacy + (name,)
                 if layer["class_name"] == "InputLayer":
                     if tensor is None:
                         tensor = self._top_input(layer)
@@ -133,7 +125,7 @@ class Flattener:
         input_names = [entry[0] for entry in _endpoints(config["input_layers"])]
         for layer in layers:
             name = _layer_name(layer)
-            path3, path_legacy = keras3 + (keras3_name(layer),), legacy + (name,)
+            path3, path_legacy = keras3 + (keras3_names(layer["class_name"]),), legacy + (name,)
             if layer["class_name"] == "InputLayer":
                 position = input_names.index(name)
                 produced[(name, 0, 0)] = inputs[position] if inputs else self._top_input(layer)
