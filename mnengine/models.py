@@ -151,6 +151,24 @@ def _layers(arch: str, alpha: float, include_top: bool, classes: int):
     raise ValueError(f"arch must be 'mobilenet_v1' or 'mobilenet_v2', got {arch!r}")
 
 
+def keras_layers(
+    arch: str, alpha: float, *, include_top: bool = True, classes: int = 1000
+) -> List[Tuple[str, str, Dict[str, tuple]]]:
+    """(layer name, Keras class, {variable: shape}) of each layer with variables of the
+    keras.applications model ``arch``, in the model's order; variables in the order Keras
+    creates them."""
+    return [(name, _keras_class(shapes), shapes) for name, shapes in _layers(arch, alpha, include_top, classes)]
+
+
+def _keras_class(shapes: Dict[str, tuple]) -> str:
+    # In these two architectures a layer's variables tell its class.
+    if "gamma" in shapes:
+        return "BatchNormalization"
+    if "depthwise_kernel" in shapes:
+        return "DepthwiseConv2D"
+    return "Conv2D" if len(shapes["kernel"]) == 4 else "Dense"
+
+
 def _check_weights(arch: str, weights: KerasWeights, layers) -> None:
     for name, shapes in layers:
         if name not in weights:

@@ -68,11 +68,16 @@ def rng(request):
     return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
 
 
-def run_module(module, *args, timeout=600):
+def run_module(module, *args, timeout=600, unimportable=()):
     """`python -m module args...` with this interpreter, from outside the checkout, so that
-    the installed mnengine is imported rather than the source tree beside the tests."""
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=tempfile.gettempdir())
+    the installed mnengine is imported rather than the source tree beside the tests. In that
+    process, importing any of the modules `unimportable` fails, as if it were not installed."""
+    command = [sys.executable, "-m", module]
+    if unimportable:
+        command = [sys.executable, "-c", f"import runpy, sys; sys.modules.update(dict.fromkeys({tuple(unimportable)!r})); "
+                                         f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)"]
+    return subprocess.run(command + list(map(str, args)), capture_output=True, text=True, timeout=timeout,
+                          cwd=tempfile.gettempdir())
 
 
 def run_poisoned(network, x):

@@ -1,7 +1,8 @@
 """Keras -> mnengine: ``python -m mnengine.export MODEL -o model.bin``.
 
 Reads Keras 3 ``.keras`` archives, legacy ``.h5`` models (Keras 2, tf.keras, Keras 3) and
-weights-only ``.h5`` files (given ``arch``, ``alpha`` and ``size``) with h5py alone, converts
+weights-only files of keras.applications models (Keras 2's ``.h5``, Keras 3's ``.weights.h5``;
+given ``arch``, ``alpha`` and ``size``) with h5py alone, converts
 MobileNet v1/v2 and models built on them (see :data:`converter.SUPPORTED_LAYERS`) into an
 mnengine graph, writes the ``.bin`` and checks that it loads and runs. Nothing is written when
 the model cannot be converted.
@@ -17,7 +18,7 @@ import dataclasses
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, List, Optional, Union
+from typing import Any, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -42,8 +43,10 @@ class ExportSummary:
     source_format: str
     keras_version: str
     output: str
-    nodes: int
-    parameters: int
+    nodes: int  # mnengine operators
+    keras_layers: Optional[int]  # the Keras layers they came from (None: a weights-only file has no architecture)
+    parameters: int  # values stored in the file, BatchNormalization folded
+    keras_parameters: int  # values of the Keras model's variables, as its count_params() counts them
     multiply_adds: int
     input_shape: tuple
     output_shape: tuple
@@ -53,10 +56,14 @@ class ExportSummary:
     check: str
 
     def __str__(self) -> str:
+        layers = f"{self.nodes} mnengine operators"
+        if self.keras_layers is not None:
+            layers += f" from {self.keras_layers} Keras layers (BatchNormalization, activations and padding folded in)"
         return "\n".join([
             f"exported {self.source} ({self.source_format}, Keras {self.keras_version}) -> {self.output}",
-            f"  layers (after folding): {self.nodes}",
-            f"  parameters:             {self.parameters:,}",
+            f"  layers:                 {layers}",
+            f"  parameters:             {self.parameters:,} stored "
+            f"(Keras counts {self.keras_parameters:,} before BatchNormalization is folded)",
             f"  multiply-adds:          {self.multiply_adds:,} per image",
             f"  input -> output:        {self.input_shape} -> {self.output_shape}",
             f"  preprocessing:          {self.preprocessing}",
@@ -83,29 +90,48 @@ def _read_labels(path: PathLike) -> List[str]:
 
 
 def _weights_only_graph(saved: SavedModel, arch: Optional[str], alpha: Optional[float],
-                        size: Optional[int]) -> Graph:
+                        size: Optional[int]) -> Tuple[Graph, int]:
+    """The graph of a weights-only file and the number of values in its weights."""
     if arch is None or alpha is None or size is None:
         raise UnsupportedModelError(
             f"{saved.path} holds weights only, no architecture: give arch, alpha and size "
             "(--arch mobilenet_v1|mobilenet_v2 --alpha A --size S)")
     if arch not in ARCHITECTURES:
         raise ValueError(f"arch must be one of {ARCHITECTURES}, got {arch!r}")
-    weights = saved.layer_weights()
+    try:
+        # With the classifier: the file says whether it has one, and of how many classes.
+        layers = [(name, class_name, list(shapes)) for name, class_name, shapes in models.keras_layers(arch, alpha)]
+    except ValueError as e:
+        raise UnsupportedModelError(f"{saved.path}: {e}") from None
+    weights, unknown = saved.layer_weights(layers)
+    if unknown:
+        # Leaving them out would export a different model than the one saved.
+        raise UnsupportedModelError(
+            f"{saved.path} holds weights of layers that {arch} does not have ({', '.join(unknown)}): a weights-only "
+            f"file must be a keras.applications model's own; save a model with layers of its own whole, "
+            f"model.save('model.keras'), and export that")
     head = weights.get("conv_preds" if arch == "mobilenet_v1" else "predictions")
     classes = int(head["kernel"].shape[-1]) if head else 1000
     builder = getattr(models, arch)
     try:
-        return builder(alpha, size, weights=weights, include_top=head is not None, classes=classes)
+        graph = builder(alpha, size, weights=weights, include_top=head is not None, classes=classes)
     except ValueError as e:
         raise UnsupportedModelError(f"{saved.path}: not {arch} alpha {alpha} weights: {e}") from None
+    return graph, sum(w.size for layer in weights.values() for w in layer.values())
 
 
-def _graph(saved: SavedModel, arch: Optional[str], alpha: Optional[float], size: Optional[int]) -> Graph:
+def _graph(saved: SavedModel, arch: Optional[str], alpha: Optional[float],
+           size: Optional[int]) -> Tuple[Graph, Optional[int], int]:
+    """The graph of `saved`, the number of Keras layers it comes from (None for a weights-only
+    file, which has no architecture to count) and their parameters as Keras counts them."""
     if saved.config is None:
-        return _weights_only_graph(saved, arch, alpha, size)
-    input_shape, nodes, rescaled = convert(saved.config, saved.weights)
+        graph, keras_parameters = _weights_only_graph(saved, arch, alpha, size)
+        return graph, None, keras_parameters
+    conversion = convert(saved.config, saved.weights)
     name = saved.config.get("config", {}).get("name") or saved.path.stem
-    return Graph(str(name), input_shape, nodes, "none" if rescaled else "mobilenet")
+    preprocessing = "none" if conversion.rescales_input else "mobilenet"
+    graph = Graph(str(name), conversion.input_shape, conversion.nodes, preprocessing)
+    return graph, conversion.keras_layers, conversion.keras_parameters
 
 
 def export(model: PathLike, output: PathLike, *, labels: Optional[PathLike] = None, arch: Optional[str] = None,
@@ -118,7 +144,7 @@ def export(model: PathLike, output: PathLike, *, labels: Optional[PathLike] = No
     be converted; nothing is written then.
     """
     with SavedModel(model) as saved:
-        graph = _graph(saved, arch, alpha, size)
+        graph, keras_layers, keras_parameters = _graph(saved, arch, alpha, size)
         source_format, keras_version = saved.format, saved.keras_version
     output_shape = graph.output_shape  # validates every shape of the graph
     classes = int(np.prod(output_shape))
@@ -140,7 +166,8 @@ def export(model: PathLike, output: PathLike, *, labels: Optional[PathLike] = No
         raise
     return ExportSummary(
         source=str(model), source_format=source_format, keras_version=keras_version, output=str(output),
-        nodes=len(graph.nodes), parameters=graph.parameters(), multiply_adds=graph.multiply_adds(),
+        nodes=len(graph.nodes), keras_layers=keras_layers, parameters=graph.parameters(),
+        keras_parameters=keras_parameters, multiply_adds=graph.multiply_adds(),
         input_shape=tuple(graph.input_shape), output_shape=tuple(output_shape),
         preprocessing=graph.preprocessing, labels=labels_note, file_bytes=Path(output).stat().st_size, check=check)
 

@@ -10,8 +10,10 @@ from ..errors import ModelFormatError
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m mnengine.export",
-        description="Convert a Keras MobileNet v1/v2 (.keras, .h5, or weights-only .h5) into an mnengine .bin.")
-    parser.add_argument("model", help="the Keras file: .keras, a full-model .h5, or a weights-only .h5")
+        description="Convert a Keras MobileNet v1/v2 (.keras, .h5, or weights-only .h5 / .weights.h5) "
+                    "into an mnengine .bin.")
+    parser.add_argument("model", help="the Keras file: .keras, a full-model .h5, or a weights-only .h5 (Keras 2) "
+                                      "or .weights.h5 (Keras 3)")
     parser.add_argument("-o", "--output", required=True, help="the .bin to write")
     parser.add_argument("--labels", help="class names, one per line (default: ImageNet's for 1000 classes)")
     parser.add_argument("--arch", choices=ARCHITECTURES, help="architecture of a weights-only file")

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..graph import INPUT, Graph, Node, same_padding, window_output
 from ..models import fold_batch_norm
-from .keras_files import WeightStore, snake_case
+from .keras_files import Keras3Names, Weights, WeightStore
 
 #: Layer classes the exporter understands, and what each becomes.
 SUPPORTED_LAYERS = {
@@ -104,21 +104,13 @@ class Flattener:
               legacy: Tuple[str, ...], prefix: str) -> List[str]:
         class_name, config = model["class_name"], model["config"]
         layers = config["layers"]
-        names: Dict[str, int] = {}
-
-        def keras3_name(layer: Dict[str, Any]) -> str:
-            base = snake_case(layer["class_name"])
-            if base in names:
-                names[base] += 1
-                return f"{base}_{names[base]}"
-            names[base] = 0
-            return base
+        keras3_names = Keras3Names()
 
         if class_name == "Sequential":
             tensor = inputs[0] if inputs else None
             for layer in layers:
                 name = _layer_name(layer)
-                path3, path_legacy = keras3 + (keras3_name(layer),), legacy + (name,)
+                path3, path_legacy = keras3 + (keras3_names(layer["class_name"]),), legacy + (name,)
                 if layer["class_name"] == "InputLayer":
                     if tensor is None:
                         tensor = self._top_input(layer)
@@ -133,7 +125,7 @@ class Flattener:
         input_names = [entry[0] for entry in _endpoints(config["input_layers"])]
         for layer in layers:
             name = _layer_name(layer)
-            path3, path_legacy = keras3 + (keras3_name(layer),), legacy + (name,)
+            path3, path_legacy = keras3 + (keras3_names(layer["class_name"]),), legacy + (name,)
             if layer["class_name"] == "InputLayer":
                 position = input_names.index(name)
                 produced[(name, 0, 0)] = inputs[position] if inputs else self._top_input(layer)
@@ -224,7 +216,13 @@ class Converter:
             raise UnsupportedModelError(f"input shape {shape}: expected a fixed (height, width, 3) image input")
         self.input_shape = tuple(shape)
         self.values[INPUT] = Value(INPUT, self.input_shape)
-        self.rescaled = False
+        # A Rescaling that reads the input means the model preprocesses its own input, so
+        # mnengine must feed it the 0..255 pixels; a Rescaling further on (a temperature
+        # after the classifier, say) is just arithmetic and says nothing about the input.
+        self.rescales_input = False
+        # Values of each layer's variables, by the layer's place in the model (a layer called
+        # twice has its variables once), as Keras's count_params counts them.
+        self.keras_parameters: Dict[Tuple[str, ...], int] = {}
 
     def convert(self) -> List[Node]:
         for call in self.calls:
@@ -242,6 +240,11 @@ class Converter:
         return self.nodes
 
     # ---- helpers
+
+    def _layer_weights(self, call: LayerCall) -> Weights:
+        weights = self.weights.layer(call.keras3_path, call.legacy_path)
+        self.keras_parameters[call.keras3_path] = sum(w.size for w in weights.values())
+        return weights
 
     def _add(self, node: Node, shape: Tuple[int, int, int], flat: bool = False) -> Value:
         self.nodes.append(node)
@@ -329,7 +332,7 @@ class Converter:
         size = _pair(config["kernel_size"])
         if config.get("groups", 1) != 1:
             raise unsupported(call, "grouped convolutions are not supported")
-        w = self.weights.layer(call.keras3_path, call.legacy_path)
+        w = self._layer_weights(call)
         kernel, bias = w["kernel"], w.get("bias")
         if size == (3, 3):
             stride, padding, (out_h, out_w) = self._window(call, value)
@@ -355,7 +358,7 @@ class Converter:
             raise unsupported(call, f"kernel_size {_pair(config['kernel_size'])}: only 3x3 depthwise is supported")
         if config.get("depth_multiplier", 1) != 1:
             raise unsupported(call, "depth_multiplier must be 1")
-        w = self.weights.layer(call.keras3_path, call.legacy_path)
+        w = self._layer_weights(call)
         stride, padding, (out_h, out_w) = self._window(call, value)
         kernel = w["depthwise_kernel"] if "depthwise_kernel" in w else w["kernel"]
         node = Node(call.name, "depthwise3x3", [value.node], {"kernel": kernel[:, :, :, 0]}, stride, padding)
@@ -367,7 +370,7 @@ class Converter:
     def _Dense(self, call: LayerCall, ins: List[Value]) -> Value:
         value = ins[0]
         self._no_padding(call, value)
-        w = self.weights.layer(call.keras3_path, call.legacy_path)
+        w = self._layer_weights(call)
         kernel, units = w["kernel"], w["kernel"].shape[1]
         if value.flat or value.shape[:2] == (1, 1):
             node = Node(call.name, "dense", [value.node], {"kernel": kernel})
@@ -385,7 +388,7 @@ class Converter:
         axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
         if axis not in (-1, 3):
             raise unsupported(call, f"axis {axis}: only the channel axis (-1) is supported")
-        w = self.weights.layer(call.keras3_path, call.legacy_path)
+        w = self._layer_weights(call)
         epsilon = float(config.get("epsilon", 1e-3))
         node = self._fusable(value, call.inputs[0])
         if node is not None and node.op in ("conv3x3", "conv1x1", "depthwise3x3", "dense"):
@@ -464,7 +467,8 @@ class Converter:
         raise unsupported(call, f"target_shape {target} from {value.shape}: supported are (N,) and (1, 1, N)")
 
     def _Rescaling(self, call: LayerCall, ins: List[Value]) -> Value:
-        self.rescaled = True
+        if ins[0].node == INPUT:
+            self.rescales_input = True
         channels = ins[0].shape[2]
         scale = np.asarray(call.config.get("scale", 1.0), np.float64)
         offset = np.asarray(call.config.get("offset", 0.0), np.float64)
@@ -473,10 +477,22 @@ class Converter:
         return self._affine(call, ins[0], scale.reshape(-1), offset.reshape(-1))
 
 
-def convert(config: Dict[str, Any], store_factory) -> Tuple[Tuple[int, int, int], List[Node], bool]:
-    """(input shape, nodes, whether the model rescales its own input) of a Keras model config;
-    `store_factory(configs)` gives the weights."""
+@dataclasses.dataclass
+class Conversion:
+    """A Keras model converted to mnengine nodes."""
+
+    input_shape: Tuple[int, int, int]
+    nodes: List[Node]
+    rescales_input: bool  # a Rescaling reads the input: the model takes 0..255 pixels
+    keras_layers: int  # layers of the Keras model, nested models' layers included, InputLayers not
+    keras_parameters: int  # values of their variables, as Keras's count_params counts them
+
+
+def convert(config: Dict[str, Any], store_factory) -> Conversion:
+    """Converts a Keras model config; `store_factory(configs)` gives the weights."""
     flattener = flatten_model(config)
     converter = Converter(flattener, store_factory(flattener.configs))
     nodes = converter.convert()
-    return converter.input_shape, nodes, converter.rescaled
+    layers = len({call.keras3_path for call in flattener.calls})
+    return Conversion(converter.input_shape, nodes, converter.rescales_input, layers,
+                      sum(converter.keras_parameters.values()))

@@ -6,8 +6,10 @@
   (``conv2d``, ``conv2d_1``, ...), as keras.src.saving.saving_lib writes them;
 - legacy HDF5 ``.h5`` models (Keras 2, tf.keras, Keras 3's legacy format): the architecture in
   the root attribute ``model_config``, the weights under ``model_weights/<layer name>``;
-- weights-only ``.h5`` files (``model.save_weights`` of Keras 2, the keras.applications
-  release files): layer groups at the root, named by the layers' names.
+- weights-only ``.h5`` files of Keras 2 (``model.save_weights``, the keras.applications
+  release files): layer groups at the root, named by the layers' names;
+- weights-only ``.weights.h5`` files of Keras 3 (``model.save_weights``): the layout of a
+  ``.keras`` archive's ``model.weights.h5``, without the config that names the groups.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 import re
 import zipfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -25,6 +27,16 @@ from ..errors import ModelFormatError
 # One layer's variables by name: kernel, bias, gamma, ... (a depthwise kernel is "kernel" in
 # Keras 3's files and "depthwise_kernel" in Keras 2's).
 Weights = Dict[str, np.ndarray]
+
+# A layer of a known architecture, for reading a weights-only file: its name, its Keras class
+# and its variables' names in the order Keras creates them.
+LayerSpec = Tuple[str, str, Sequence[str]]
+
+# SavedModel.format of each kind of file.
+KERAS_ARCHIVE = "keras"
+H5_MODEL = "h5"
+KERAS2_WEIGHTS = "weights-only h5"
+KERAS3_WEIGHTS = "weights-only .weights.h5"
 
 
 def _h5py():
@@ -44,6 +56,23 @@ def snake_case(class_name: str) -> str:
     name = re.sub(r"\W+", "", class_name)
     name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+class Keras3Names:
+    """The names keras.src.saving.saving_lib gives the layers of one model, in the model's
+    order: the class in snake case, numbered within the model per class (``conv2d``,
+    ``conv2d_1``, ...), not the layer's own name."""
+
+    def __init__(self) -> None:
+        self._used: Dict[str, int] = {}
+
+    def __call__(self, class_name: str) -> str:
+        base = snake_case(class_name)
+        if base in self._used:
+            self._used[base] += 1
+            return f"{base}_{self._used[base]}"
+        self._used[base] = 0
+        return base
 
 
 def variable_names(class_name: str, config: Dict[str, Any]) -> List[str]:
@@ -117,6 +146,11 @@ class LegacyWeights(WeightStore):
         return [_text(n) for n in self._root.attrs.get("layer_names", [])]
 
 
+def _holds_arrays(group: Any) -> bool:
+    h5py = _h5py()
+    return bool(group.visititems(lambda _, item: True if isinstance(item, h5py.Dataset) else None))
+
+
 class SavedModel:
     """A Keras file opened for export: its architecture (None for a weights-only file) and
     its weights. Use as a context manager (it holds the HDF5 file open)."""
@@ -135,7 +169,7 @@ class SavedModel:
                 raise ModelFormatError(f"{self.path}: a zip but not a .keras archive (no config.json / model.weights.h5)")
             self.config = json.loads(self._archive.read("config.json"))
             self._h5 = h5py.File(self._archive.open("model.weights.h5"), "r")
-            self.format = "keras"
+            self.format = KERAS_ARCHIVE
         else:
             try:
                 self._h5 = h5py.File(self.path, "r")
@@ -143,12 +177,23 @@ class SavedModel:
                 raise ModelFormatError(f"{self.path}: neither a .keras archive nor an HDF5 file ({e})") from None
             if "model_config" in self._h5.attrs:
                 self.config = json.loads(_text(self._h5.attrs["model_config"]))
-                self.format = "h5"
+                self.format = H5_MODEL
+            elif "layer_names" in self._h5.attrs:
+                self.format = KERAS2_WEIGHTS
+            elif isinstance(self._h5.get("layers"), h5py.Group):
+                self.format = KERAS3_WEIGHTS
             else:
-                self.format = "weights-only h5"
+                found = f"attributes {sorted(self._h5.attrs)} and members {sorted(self._h5)}"
+                self._h5.close()
+                raise ModelFormatError(
+                    f"{self.path}: an HDF5 file but not one Keras saved: expected the attribute model_config "
+                    f"(a model), the attribute layer_names (Keras 2 weights) or the group layers (Keras 3 weights), "
+                    f"found {found}")
         self.keras_version = self._version()
 
     def _version(self) -> str:
+        if self.format == KERAS3_WEIGHTS:  # Keras 3 records no version in weights files; the layout is its own
+            return "3"
         if self._archive is not None and "metadata.json" in self._archive.namelist():
             return str(json.loads(self._archive.read("metadata.json")).get("keras_version", "unknown"))
         root = self._h5["model_weights"] if "model_weights" in self._h5 else self._h5
@@ -158,14 +203,48 @@ class SavedModel:
         return "unknown"
 
     def weights(self, configs: Dict[tuple, tuple]) -> WeightStore:
-        if self.format == "keras":
+        if self.format == KERAS_ARCHIVE:
             return Keras3Weights(self._h5, configs)
-        return LegacyWeights(self._h5["model_weights"] if self.format == "h5" else self._h5)
+        return LegacyWeights(self._h5["model_weights"] if self.format == H5_MODEL else self._h5)
 
-    def layer_weights(self) -> Dict[str, Weights]:
-        """Every layer's variables by layer name (weights-only files)."""
+    def layer_weights(self, layers: Sequence[LayerSpec]) -> Tuple[Dict[str, Weights], List[str]]:
+        """A weights-only file read as the weights of a model whose layers with variables are
+        `layers`, in the model's order: ({layer name: its variables} of those the file holds,
+        the layers or groups of the file holding variables that are none of `layers`)."""
+        if self.format == KERAS3_WEIGHTS:
+            return self._keras3_layer_weights(layers)
         store = LegacyWeights(self._h5)
-        return {name: w for name in store.layer_names() if (w := store.layer((), (name,)))}
+        expected = {name for name, _, _ in layers}
+        weights, unknown = {}, []
+        for name in store.layer_names():
+            variables = store.layer((), (name,))
+            if name in expected and variables:
+                weights[name] = variables
+            elif variables:
+                unknown.append(name)
+        return weights, unknown
+
+    def _keras3_layer_weights(self, layers: Sequence[LayerSpec]) -> Tuple[Dict[str, Weights], List[str]]:
+        """Keras 3 names the groups by class and position (see :class:`Keras3Names`), so the
+        model's layer order is what tells which group is which layer; a layer whose group is
+        missing (the classifier of a model without top) is left out."""
+        groups = self._h5["layers"]
+        group_names = Keras3Names()
+        weights, read = {}, set()
+        for name, class_name, variables in layers:
+            group_name = group_names(class_name)
+            group = groups.get(f"{group_name}/vars")
+            if group is None:
+                continue
+            stored = sorted(group.keys(), key=int)
+            if len(stored) != len(variables):
+                raise ModelFormatError(
+                    f"{self.path}: layers/{group_name}/vars holds {len(stored)} variables, but {class_name} {name!r} of "
+                    f"the architecture given has {list(variables)}: not weights of that architecture")
+            weights[name] = {variable: np.asarray(group[key], np.float32) for variable, key in zip(variables, stored)}
+            read.add(group_name)
+        unknown = [name for name in groups if name not in read and _holds_arrays(groups[name])]
+        return weights, unknown
 
     def close(self) -> None:
         self._h5.close()
