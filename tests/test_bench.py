@@ -3,6 +3,7 @@ peer, run on the model file the benchmark writes for it, must reproduce mnengine
 (a peer that is not installed is an optional extra and its test is skipped)."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -56,12 +57,17 @@ def test_argument_errors(args, message):
 @pytest.mark.parametrize("name, factory", peers.PEERS, ids=[name for name, _ in peers.PEERS])
 @pytest.mark.parametrize("arch, alpha", [("mobilenet_v1", 0.25), ("mobilenet_v2", 0.35)])
 def test_peer_reproduces_mnengine(tmp_path, name, factory, arch, alpha):
+    """Each installed peer's model file, written from mnengine's graph, computes what mnengine
+    computes. A peer that is not installed is skipped, unless MNENGINE_REQUIRE_PEERS=1 (as in
+    CI, which installs the `compare` extra) makes that an error."""
     graph = getattr(mnengine.models, arch)(alpha=alpha, input_size=64)
     x = random_input(graph, 1, seed=3)
     expected = mnengine.Engine(graph, threads=1).predict(x).reshape(1, -1)
     try:
         run = factory(graph, x, 1, tmp_path)
     except peers.PeerUnavailable as e:
+        if os.environ.get("MNENGINE_REQUIRE_PEERS") == "1":
+            pytest.fail(f"{name} is required (MNENGINE_REQUIRE_PEERS=1) but unavailable: {e}")
         pytest.skip(f"{name}: {e}")
     got = np.asarray(run()).reshape(1, -1)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
