@@ -30,5 +30,7 @@ sanitized() {
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     "$WORK/venv/bin/python" "$@"
 }
-sanitized -m pytest -q -p no:cacheprovider -m "not keras and not rss" "$REPO/tests"
+# --capture=sys: with pytest's default fd capture, a report goes to a temporary file that the
+# abort discards, leaving only "Fatal Python error: Aborted".
+sanitized -m pytest -q -p no:cacheprovider --capture=sys -m "not keras and not rss" "$REPO/tests"
 sanitized "$REPO/tools/fuzz_modelfile.py" --seconds 30 --seed 2 --failures "$WORK/fuzz-failures"
