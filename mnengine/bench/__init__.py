@@ -61,12 +61,14 @@ class Timing:
 
 
 def time_interleaved(runs: Dict[str, Callable[[], object]], warmup: int, repeats: int,
-                     block: int = 10, settle_s: float = 0.02) -> Dict[str, Timing]:
+                     block: int = 10, settle_s: float = 0.1) -> Dict[str, Timing]:
     """Times each callable `repeats` times. With several callables they take turns in blocks
     of `block` runs, in rotating order, so that noise from the rest of the machine falls on
     all of them alike. Before its block each one waits `settle_s` and runs once untimed: other
     runtimes' worker threads spin for a while after an inference and their weights fill the
-    caches, which would otherwise count against whoever runs next."""
+    caches, which would otherwise count against whoever runs next. (Idle after an inference
+    with 2 threads, ONNX Runtime's threads were measured spinning for about 40 ms and ncnn's
+    for about 10 ms; a worker still spinning takes a core from the next runtime's threads.)"""
     names = list(runs)
     for _ in range(warmup):
         for run in runs.values():
