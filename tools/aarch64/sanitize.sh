@@ -27,6 +27,8 @@ write_target_python
 stage "cross-compiling the sanitized extension with aarch64-linux-gnu-g++ (incremental)"
 # The wheel's optimisation level (Release) plus -g, so reports name files and lines. pybind11
 # must not run the host interpreter: the suffix and headers are the target's.
+# A build directory configured from another checkout cannot be reused: CMake refuses it.
+grep -qx "CMAKE_HOME_DIRECTORY:INTERNAL=$REPO" "$SAN/build/CMakeCache.txt" 2>/dev/null || rm -rf "$SAN/build"
 logged sanitize-configure.log cmake -S "$REPO" -B "$SAN/build" -G Ninja \
   -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=aarch64 \
   -DCMAKE_CXX_COMPILER=aarch64-linux-gnu-g++ -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS=-g \
