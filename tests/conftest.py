@@ -23,6 +23,14 @@ def isa(request, monkeypatch):
     return request.param
 
 
+def skip_unless_required(variable: str, reason: str):
+    """Skips the test for `reason`, or fails it when the environment variable `variable` is 1
+    (as CI sets it): what CI installs must not be skipped there."""
+    if os.environ.get(variable) == "1":
+        pytest.fail(f"{reason} ({variable}=1 requires it)")
+    pytest.skip(reason)
+
+
 @pytest.fixture
 def fixtures() -> Path:
     """../shared/fixtures: real ImageNet weights, photos and expected outputs.
@@ -32,9 +40,7 @@ def fixtures() -> Path:
     that an error.
     """
     if not FIXTURES.is_dir():
-        if os.environ.get("MNENGINE_REQUIRE_FIXTURES") == "1":
-            pytest.fail(f"fixtures directory {FIXTURES} not found")
-        pytest.skip(f"fixtures directory {FIXTURES} not found")
+        skip_unless_required("MNENGINE_REQUIRE_FIXTURES", f"fixtures directory {FIXTURES} not found")
     return FIXTURES
 
 
@@ -46,9 +52,7 @@ def _import_keras(module: str):
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        if os.environ.get("MNENGINE_REQUIRE_KERAS") == "1":
-            pytest.fail(f"{module} is required (MNENGINE_REQUIRE_KERAS=1) but cannot be imported: {e}")
-        pytest.skip(f"{module} is not installed")
+        skip_unless_required("MNENGINE_REQUIRE_KERAS", f"{module} cannot be imported: {e}")
 
 
 @pytest.fixture(scope="session")

@@ -3,13 +3,12 @@ peer, run on the model file the benchmark writes for it, must reproduce mnengine
 (a peer that is not installed is an optional extra and its test is skipped)."""
 
 import json
-import os
 
 import numpy as np
 import pytest
 
 import mnengine
-from conftest import run_module
+from conftest import run_module, skip_unless_required
 from mnengine.bench import peers, random_input
 
 
@@ -66,8 +65,6 @@ def test_peer_reproduces_mnengine(tmp_path, name, factory, arch, alpha):
     try:
         run = factory(graph, x, 1, tmp_path)
     except peers.PeerUnavailable as e:
-        if os.environ.get("MNENGINE_REQUIRE_PEERS") == "1":
-            pytest.fail(f"{name} is required (MNENGINE_REQUIRE_PEERS=1) but unavailable: {e}")
-        pytest.skip(f"{name}: {e}")
+        skip_unless_required("MNENGINE_REQUIRE_PEERS", f"{name}: {e}")
     got = np.asarray(run()).reshape(1, -1)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
