@@ -36,6 +36,16 @@ using DwConv3x3Fn = void (*)(size_t channels, size_t out_rows, size_t out_width,
                              size_t stride, size_t pad_left, const float* const* rows,
                              const float* packed_w, float* out, Clamp clamp);
 
+// f32-conv3x3s2c3: one output row of a 3x3 convolution with stride 2 over 3 input channels
+// (a network's first layer, on RGB), `channels` output channels per pixel written contiguously
+// to `out`. `rows` are the 3 input rows under the output row (each in_width * 3 floats; a zero
+// row where the kernel overhangs the top or bottom). Input column ix = 2 * ox - pad_left + kx
+// contributes only when 0 <= ix < in_width. `packed_w` holds, per group of CR output channels,
+// [CR biases][27 taps of CR weights] (taps in Keras's order: ky, kx, input channel).
+using Conv3x3s2c3Fn = void (*)(size_t channels, size_t out_width, size_t in_width, size_t pad_left,
+                               const float* const* rows, const float* packed_w, float* out,
+                               Clamp clamp);
+
 // f32-vadd: y[i] = clamp(a[i] + b[i]).
 using VAddFn = void (*)(size_t n, const float* a, const float* b, float* y, Clamp clamp);
 
@@ -58,6 +68,8 @@ struct KernelSet {
   IgemmFn igemm;  // same MR, NR and packing as gemm
   size_t dwconv_cr;
   DwConv3x3Fn dwconv3x3;
+  size_t conv3x3s2c3_cr;
+  Conv3x3s2c3Fn conv3x3s2c3;
   VAddFn vadd;
   GlobalPoolFn global_avg_pool;
   GlobalPoolFn global_max_pool;
@@ -77,8 +89,10 @@ const KernelSet& neon_kernels();
 // or Dense's [in][out]); `bias` may be null.
 AlignedBuffer pack_gemm_weights(size_t k, size_t n, size_t nr, const float* kernel,
                                 const float* bias);
-// `kernel` is [3][3][channels] (Keras's depthwise kernel with multiplier 1).
-AlignedBuffer pack_dwconv3x3_weights(size_t channels, size_t cr, const float* kernel,
-                                     const float* bias);
+// Per group of cr channels, [cr biases][taps rows of cr weights], from `kernel` [taps][channels]:
+// the depthwise kernel ([3][3][channels], Keras's with multiplier 1: 9 taps) and the first
+// convolution's ([3][3][3][channels]: 27 taps).
+AlignedBuffer pack_channel_group_weights(size_t channels, size_t taps, size_t cr,
+                                         const float* kernel, const float* bias);
 
 }  // namespace mnengine

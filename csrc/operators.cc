@@ -143,6 +143,42 @@ class Conv3x3Operator final : public Operator {
   size_t border_columns_ = 0;
 };
 
+// The first layer of a network on RGB input, 3x3 with stride 2 over 3 channels, on its own
+// kernel (see f32-conv3x3s2c3-tiled.h). Each task computes one output row.
+class Conv3x3s2c3Operator final : public Operator {
+ public:
+  Conv3x3s2c3Operator(const KernelSet& kernels, Shape in, size_t out_channels, Padding padding,
+                      const float* kernel, const float* bias, Clamp clamp)
+      : kernels_(kernels), in_(in), padding_(padding),
+        out_{conv3x3_output_size(in.height, padding.top, padding.bottom, 2),
+             conv3x3_output_size(in.width, padding.left, padding.right, 2), out_channels},
+        packed_(pack_channel_group_weights(out_channels, 27, kernels.conv3x3s2c3_cr, kernel, bias)),
+        zero_row_(in.width * 3), clamp_(clamp) {}
+
+  size_t task_count(size_t batch) const override { return batch * out_.height; }
+
+  void run_task(size_t task, const Tensors& tensors, float* /*scratch*/) const override {
+    const size_t image = task / out_.height, oy = task % out_.height;
+    const float* in = tensors.input0 + image * in_.size();
+    const float* rows[3];
+    for (size_t ky = 0; ky < 3; ++ky) {
+      const size_t iy = oy * 2 + ky - padding_.top;  // wraps above the image
+      rows[ky] = iy < in_.height ? in + iy * in_.width * 3 : zero_row_.data();
+    }
+    kernels_.conv3x3s2c3(out_.channels, out_.width, in_.width, padding_.left, rows, packed_.data(),
+                         tensors.output + (image * out_.height + oy) * out_.width * out_.channels, clamp_);
+  }
+
+ private:
+  const KernelSet& kernels_;
+  Shape in_;
+  Padding padding_;
+  Shape out_;
+  AlignedBuffer packed_;
+  AlignedBuffer zero_row_;
+  Clamp clamp_;
+};
+
 class Depthwise3x3Operator final : public Operator {
  public:
   Depthwise3x3Operator(const KernelSet& kernels, Shape in, size_t stride, Padding padding,
@@ -253,6 +289,9 @@ std::unique_ptr<Operator> make_gemm(const KernelSet& kernels, size_t rows_per_im
 std::unique_ptr<Operator> make_conv3x3(const KernelSet& kernels, Shape in, size_t out_channels,
                                        size_t stride, Padding padding, const float* kernel,
                                        const float* bias, Clamp clamp) {
+  if (in.channels == 3 && stride == 2) {
+    return std::make_unique<Conv3x3s2c3Operator>(kernels, in, out_channels, padding, kernel, bias, clamp);
+  }
   return std::make_unique<Conv3x3Operator>(kernels, in, out_channels, stride, padding, kernel,
                                            bias, clamp);
 }

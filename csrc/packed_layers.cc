@@ -46,7 +46,7 @@ PackedDepthwise::PackedDepthwise(const KernelSet& kernels, Shape in, size_t stri
     : kernels_(kernels), in_(in), stride_(stride), padding_(padding),
       out_{conv3x3_output_size(in.height, padding.top, padding.bottom, stride),
            conv3x3_output_size(in.width, padding.left, padding.right, stride), in.channels},
-      packed_(pack_dwconv3x3_weights(in.channels, kernels.dwconv_cr, kernel, bias)),
+      packed_(pack_channel_group_weights(in.channels, 9, kernels.dwconv_cr, kernel, bias)),
       zero_row_(in.width * in.channels), clamp_(clamp) {}
 
 }  // namespace mnengine

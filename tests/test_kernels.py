@@ -3,7 +3,8 @@
 Depthwise and full 3x3 convolutions: for each stride (1, 2) and padding mode, every height
 and every width from 1 to 17 with which the padded input holds the 3x3 window; the channel
 counts 1, 3, 4, 7, 8, 9, 16, 17, 33, 100 (every remainder of vector widths 4 and 8) each with
-batch 1 and 3 and with one and two threads. Pointwise convolution (GEMM): every pair of those
+batch 1 and 3 and with one and two threads. The first-layer convolution (3 input channels,
+stride 2, its own kernel) also over every width from 1 to 64. Pointwise convolution (GEMM): every pair of those
 channel counts as input and output channels, 1 to 17 rows (against row tiles of 4 and 6),
 batch 1 and 3, one and two threads, and three of MobileNet's deep layers. Outputs are
 poisoned with NaN before each run.
@@ -122,6 +123,25 @@ def test_conv3x3(isa, rng, in_channels, channels, h, w, stride, mode, batch, thr
     y = run_poisoned(network(isa, threads, (h, w, in_channels), node), x)
     expected = apply_activation(reference.conv2d(x, kernel, bias, stride, padding), activation)
     assert reference.relative_error(y, expected) < TOLERANCE
+
+
+def rgb_stride2_cases():
+    """(out channels, height, width, padding mode, batch, threads, activation) for the first-layer
+    kernel (3 input channels, stride 2): every width from 1 to 64 that the window fits, so the
+    output rows meet every remainder of its pixel blocks (runs of up to 2 x 24 pixels) and
+    every border, with the channel counts cycling (every remainder of its 1..4 channel groups)."""
+    cases = []
+    activations = list(ACTIVATIONS)
+    for mode in PAD_MODES:
+        for w in (w for w in range(1, 65) if window_fits(mode, w, 2)):
+            i = len(cases)
+            cases.append((CHANNELS[i % 10], 3 + i % 3, w, mode, 1 + i // 10 % 2, 1 + i // 20 % 2, activations[i % 3]))
+    return cases
+
+
+@pytest.mark.parametrize("channels,h,w,mode,batch,threads,activation", rgb_stride2_cases())
+def test_conv3x3_rgb_stride2(isa, rng, channels, h, w, mode, batch, threads, activation):
+    test_conv3x3(isa, rng, 3, channels, h, w, 2, mode, batch, threads, activation)
 
 
 def gemm_cases():

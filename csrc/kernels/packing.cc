@@ -21,17 +21,17 @@ AlignedBuffer pack_gemm_weights(size_t k, size_t n, size_t nr, const float* kern
   return packed;
 }
 
-AlignedBuffer pack_dwconv3x3_weights(size_t channels, size_t cr, const float* kernel,
-                                     const float* bias) {
+AlignedBuffer pack_channel_group_weights(size_t channels, size_t taps, size_t cr,
+                                         const float* kernel, const float* bias) {
   const size_t groups = divide_round_up(channels, cr);
-  AlignedBuffer packed(groups * 10 * cr);
+  AlignedBuffer packed(groups * (taps + 1) * cr);
   float* out = packed.data();
   for (size_t group = 0; group < groups; ++group) {
     const size_t c0 = group * cr;
     const size_t count = channels - c0 < cr ? channels - c0 : cr;
     for (size_t j = 0; j < count; ++j) out[j] = bias != nullptr ? bias[c0 + j] : 0.0f;
     out += cr;
-    for (size_t tap = 0; tap < 9; ++tap) {
+    for (size_t tap = 0; tap < taps; ++tap) {
       for (size_t j = 0; j < count; ++j) out[j] = kernel[tap * channels + c0 + j];
       out += cr;
     }

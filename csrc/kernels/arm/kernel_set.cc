@@ -8,6 +8,7 @@ const KernelSet& neon_kernels() {
       /*gemm_mr=*/6, /*gemm_nr=*/8, f32_gemm_6x8__neon,
       f32_igemm_6x8__neon,
       /*dwconv_cr=*/4, f32_dwconv3x3__neon,
+      /*conv3x3s2c3_cr=*/4, f32_conv3x3s2c3__neon,
       f32_vadd__neon,
       f32_gavgpool__neon,
       f32_gmaxpool__neon,

@@ -8,6 +8,7 @@ const KernelSet& avx2_fma_kernels() {
       /*gemm_mr=*/6, /*gemm_nr=*/16, f32_gemm_6x16__avx2_fma,
       f32_igemm_6x16__avx2_fma,
       /*dwconv_cr=*/8, f32_dwconv3x3__avx2_fma,
+      /*conv3x3s2c3_cr=*/8, f32_conv3x3s2c3__avx2_fma,
       f32_vadd__avx2,
       f32_gavgpool__avx2,
       f32_gmaxpool__avx2,
