@@ -61,14 +61,16 @@ class Timing:
 
 
 def time_interleaved(runs: Dict[str, Callable[[], object]], warmup: int, repeats: int,
-                     block: int = 10, settle_s: float = 0.1) -> Dict[str, Timing]:
+                     block: int = 10, settle_s: float = 0.1, rewarm_s: float = 0.02) -> Dict[str, Timing]:
     """Times each callable `repeats` times. With several callables they take turns in blocks
     of `block` runs, in rotating order, so that noise from the rest of the machine falls on
-    all of them alike. Before its block each one waits `settle_s` and runs once untimed: other
-    runtimes' worker threads spin for a while after an inference and their weights fill the
-    caches, which would otherwise count against whoever runs next. (Idle after an inference
-    with 2 threads, ONNX Runtime's threads were measured spinning for about 40 ms and ncnn's
-    for about 10 ms; a worker still spinning takes a core from the next runtime's threads.)"""
+    all of them alike. Before its block each one waits `settle_s`, then runs untimed for
+    `rewarm_s` (at least once): other runtimes' worker threads spin for a while after an
+    inference and their weights fill the caches, which would otherwise count against whoever
+    runs next. (Idle after an inference with 2 threads, ONNX Runtime's threads were measured
+    spinning for about 40 ms and ncnn's for about 10 ms; a worker still spinning takes a core
+    from the next runtime's threads.) The untimed runs bring the core back from the pause: a
+    single one left the first timed runs of a 0.3 ms model 10-40% slower, for every runtime."""
     names = list(runs)
     for _ in range(warmup):
         for run in runs.values():
@@ -80,7 +82,10 @@ def time_interleaved(runs: Dict[str, Callable[[], object]], warmup: int, repeats
             run = runs[name]
             if len(names) > 1:
                 time.sleep(settle_s)
+                warm_until = time.perf_counter() + rewarm_s
                 run()
+                while time.perf_counter() < warm_until:
+                    run()
             for _ in range(min(block, repeats - len(samples[name]))):
                 start = time.perf_counter()
                 run()
