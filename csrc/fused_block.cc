@@ -24,20 +24,24 @@ class FusedBlockOperator final : public Operator {
  public:
   FusedBlockOperator(const KernelSet& kernels, Shape in, const FusedBlock& block, size_t threads)
       : kernels_(kernels), in_(in),
-        depthwise_(kernels, {in.height, in.width, block.expand ? block.expand->out_channels : in.channels},
-                   block.depthwise.stride, block.depthwise.padding, block.depthwise.kernel,
-                   block.depthwise.bias, block.depthwise.clamp),
+        depthwise_(kernels, block_mid_shape(in, block), block.depthwise.stride,
+                   block.depthwise.padding, block.depthwise.kernel, block.depthwise.bias,
+                   block.depthwise.clamp),
         out_{depthwise_.output().height, depthwise_.output().width,
              block.project ? block.project->out_channels : depthwise_.output().channels},
         residual_(block.residual != nullptr ? *block.residual : Clamp{0.0f, 0.0f}),
         has_residual_(block.residual != nullptr), bands_(threads) {
     const PointwiseLayer* expand = block.expand;
+    const FirstConvLayer* first_conv = block.first_conv;
     const PointwiseLayer* project = block.project;
     const size_t mid = depthwise_.input().channels;
     if (expand != nullptr) expand_.emplace(kernels, in.channels, mid, expand->kernel, expand->bias, expand->clamp);
+    if (first_conv != nullptr) {
+      first_conv_.emplace(kernels, in, mid, first_conv->padding, first_conv->kernel, first_conv->bias, first_conv->clamp);
+    }
     if (project != nullptr) project_.emplace(kernels, mid, project->out_channels, project->kernel, project->bias, project->clamp);
     step_rows_ = choose_step_rows();
-    ring_rows_ = expand_ ? (step_rows_ - 1) * depthwise_.stride() + 3 : 0;
+    ring_rows_ = expands() ? (step_rows_ - 1) * depthwise_.stride() + 3 : 0;
   }
 
   size_t task_count(size_t batch) const override { return batch * bands_; }
@@ -58,18 +62,18 @@ class FusedBlockOperator final : public Operator {
     float* ring = scratch;
     float* depthwise_rows = scratch + ring_rows_ * mid_row;
     const auto input_row = [&](size_t iy) {
-      return expand_ ? ring + iy % ring_rows_ * mid_row : x + iy * mid_row;
+      return expands() ? ring + iy % ring_rows_ * mid_row : x + iy * mid_row;
     };
 
     const size_t band_begin = out_.height * band / bands_, band_end = out_.height * (band + 1) / bands_;
     size_t expanded_end = 0;  // expanded rows the step needs below this one are in the ring
     for (size_t oy = band_begin; oy < band_end; oy += step_rows_) {
       const size_t rows = std::min(step_rows_, band_end - oy);
-      if (expand_) {
+      if (expands()) {
         const size_t stride = depthwise_.stride(), pad = depthwise_.pad_top();
         // Input rows under the step's windows, clipped to the image.
         const size_t first = oy * stride > pad ? oy * stride - pad : 0;
-        const size_t end = std::min(in_.height, (oy + rows - 1) * stride + 3 > pad ? (oy + rows - 1) * stride + 3 - pad : 0);
+        const size_t end = std::min(mid.height, (oy + rows - 1) * stride + 3 > pad ? (oy + rows - 1) * stride + 3 - pad : 0);
         expand_rows(x, std::max(first, expanded_end), end, ring);
         expanded_end = std::max(expanded_end, end);
       }
@@ -83,10 +87,29 @@ class FusedBlockOperator final : public Operator {
   }
 
  private:
-  // Input rows [begin, end) through the expansion into their ring slots (row iy in slot
-  // iy % ring_rows_), as one GEMM per run of slots that does not wrap.
+  static Shape block_mid_shape(Shape in, const FusedBlock& block) {
+    if (block.first_conv != nullptr) {
+      const Padding pad = block.first_conv->padding;
+      return {conv3x3_output_size(in.height, pad.top, pad.bottom, 2),
+              conv3x3_output_size(in.width, pad.left, pad.right, 2), block.first_conv->out_channels};
+    }
+    return {in.height, in.width, block.expand != nullptr ? block.expand->out_channels : in.channels};
+  }
+
+  bool expands() const { return expand_ || first_conv_; }
+
+  // Rows [begin, end) of the depthwise input into their ring slots (row iy in slot
+  // iy % ring_rows_): from the first convolution a row at a time, from the 1x1 expansion as
+  // one GEMM per run of slots that does not wrap.
   void expand_rows(const float* x, size_t begin, size_t end, float* ring) const {
     const Shape mid = depthwise_.input();
+    if (first_conv_) {
+      for (size_t iy = begin; iy < end; ++iy) {
+        first_conv_->run_row(iy, [&](size_t row) { return x + row * in_.width * in_.channels; },
+                             ring + iy % ring_rows_ * mid.width * mid.channels);
+      }
+      return;
+    }
     for (size_t iy = begin; iy < end;) {
       const size_t slot = iy % ring_rows_;
       const size_t count = std::min(end - iy, ring_rows_ - slot);
@@ -115,6 +138,7 @@ class FusedBlockOperator final : public Operator {
   const KernelSet& kernels_;
   Shape in_;
   std::optional<PackedGemm> expand_;
+  std::optional<PackedConv3x3s2c3> first_conv_;
   PackedDepthwise depthwise_;
   std::optional<PackedGemm> project_;
   Shape out_;

@@ -176,8 +176,10 @@ constexpr size_t kMinFusedTensorPerWeight = 8;
 // output rows than this per thread run layer by layer instead.
 constexpr size_t kMinFusedRowsPerThread = 8;
 
-// The nodes from `first` that form one fused MobileNet block: [1x1 expand] -> depthwise 3x3
-// -> [1x1 project] [-> add of the block input], with an expand or a project or both, each
+// The nodes from `first` that form one fused MobileNet block: [1x1 expand, or the network's
+// first convolution (3x3, stride 2, RGB: its output, the largest tensor of MobileNet, then never
+// leaves the cache)] -> depthwise 3x3 -> [1x1 project] [-> add of the block input], with an
+// expand or a project or both, each
 // intermediate tensor read only by the next node. A 1x1 convolution feeding a depthwise is
 // left to start the next block (as in MobileNet v1, where every block is pointwise ->
 // depthwise), not taken as a project. Returns 0 if no block starts at `first`.
@@ -205,7 +207,10 @@ size_t fused_block_length(const std::vector<NodeSpec>& nodes, size_t first,
     return i < n && nodes[i].kind == kind && nodes[i].inputs[0] == i && consumers[i] == 1;
   };
   size_t last = first;
-  const bool expand = nodes[first].kind == OpKind::conv1x1 && chained(first + 1, OpKind::depthwise3x3);
+  const NodeSpec& head = nodes[first];
+  const bool expands = head.kind == OpKind::conv1x1 ||
+                       (head.kind == OpKind::conv3x3 && is_first_conv(shapes[head.inputs[0]].channels, head.stride));
+  const bool expand = expands && chained(first + 1, OpKind::depthwise3x3);
   if (expand) ++last;
   if (nodes[last].kind != OpKind::depthwise3x3) return 0;
   const size_t depthwise = last;
@@ -235,11 +240,16 @@ std::unique_ptr<Operator> make_fused_operator(const KernelSet& kernels, size_t t
   };
   size_t i = first;
   std::optional<PointwiseLayer> expand, project;
+  std::optional<FirstConvLayer> first_conv;
   if (nodes[i].kind == OpKind::conv1x1) expand = pointwise(nodes[i++]);
+  if (nodes[i].kind == OpKind::conv3x3) {
+    const NodeSpec& conv = nodes[i++];
+    first_conv = FirstConvLayer{conv.out_channels, conv.padding, conv.kernel, conv.bias, conv.clamp};
+  }
   const NodeSpec& dw = nodes[i++];
   if (i < first + count && nodes[i].kind == OpKind::conv1x1) project = pointwise(nodes[i++]);
   const Clamp* residual = i < first + count ? &nodes[i].clamp : nullptr;
-  const FusedBlock block{expand ? &*expand : nullptr,
+  const FusedBlock block{expand ? &*expand : nullptr, first_conv ? &*first_conv : nullptr,
                          {dw.stride, dw.padding, dw.kernel, dw.bias, dw.clamp},
                          project ? &*project : nullptr, residual};
   return make_fused_block(kernels, shapes[nodes[first].inputs[0]], block, threads);

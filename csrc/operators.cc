@@ -149,34 +149,21 @@ class Conv3x3s2c3Operator final : public Operator {
  public:
   Conv3x3s2c3Operator(const KernelSet& kernels, Shape in, size_t out_channels, Padding padding,
                       const float* kernel, const float* bias, Clamp clamp)
-      : kernels_(kernels), in_(in), padding_(padding),
-        out_{conv3x3_output_size(in.height, padding.top, padding.bottom, 2),
-             conv3x3_output_size(in.width, padding.left, padding.right, 2), out_channels},
-        packed_(pack_channel_group_weights(out_channels, 27, kernels.conv3x3s2c3_cr, kernel, bias)),
-        zero_row_(in.width * 3), clamp_(clamp) {}
+      : in_(in), conv_(kernels, in, out_channels, padding, kernel, bias, clamp) {}
 
-  size_t task_count(size_t batch) const override { return batch * out_.height; }
+  size_t task_count(size_t batch) const override { return batch * conv_.output().height; }
 
   void run_task(size_t task, const Tensors& tensors, float* /*scratch*/) const override {
-    const size_t image = task / out_.height, oy = task % out_.height;
+    const Shape out = conv_.output();
+    const size_t image = task / out.height, oy = task % out.height;
     const float* in = tensors.input0 + image * in_.size();
-    const float* rows[3];
-    for (size_t ky = 0; ky < 3; ++ky) {
-      const size_t iy = oy * 2 + ky - padding_.top;  // wraps above the image
-      rows[ky] = iy < in_.height ? in + iy * in_.width * 3 : zero_row_.data();
-    }
-    kernels_.conv3x3s2c3(out_.channels, out_.width, in_.width, padding_.left, rows, packed_.data(),
-                         tensors.output + (image * out_.height + oy) * out_.width * out_.channels, clamp_);
+    conv_.run_row(oy, [&](size_t iy) { return in + iy * in_.width * 3; },
+                  tensors.output + (image * out.height + oy) * out.width * out.channels);
   }
 
  private:
-  const KernelSet& kernels_;
   Shape in_;
-  Padding padding_;
-  Shape out_;
-  AlignedBuffer packed_;
-  AlignedBuffer zero_row_;
-  Clamp clamp_;
+  PackedConv3x3s2c3 conv_;
 };
 
 class Depthwise3x3Operator final : public Operator {
@@ -289,7 +276,7 @@ std::unique_ptr<Operator> make_gemm(const KernelSet& kernels, size_t rows_per_im
 std::unique_ptr<Operator> make_conv3x3(const KernelSet& kernels, Shape in, size_t out_channels,
                                        size_t stride, Padding padding, const float* kernel,
                                        const float* bias, Clamp clamp) {
-  if (in.channels == 3 && stride == 2) {
+  if (is_first_conv(in.channels, stride)) {
     return std::make_unique<Conv3x3s2c3Operator>(kernels, in, out_channels, padding, kernel, bias, clamp);
   }
   return std::make_unique<Conv3x3Operator>(kernels, in, out_channels, stride, padding, kernel,

@@ -50,17 +50,28 @@ std::unique_ptr<Operator> make_conv3x3(const KernelSet& kernels, Shape in, size_
                                        size_t stride, Padding padding, const float* kernel,
                                        const float* bias, Clamp clamp);
 
+// Whether a full 3x3 convolution runs on the first-layer kernel (3x3, stride 2, RGB input).
+inline bool is_first_conv(size_t in_channels, size_t stride) { return in_channels == 3 && stride == 2; }
+
 // Depthwise 3x3 convolution, kernel [3][3][channels].
 std::unique_ptr<Operator> make_depthwise3x3(const KernelSet& kernels, Shape in, size_t stride,
                                             Padding padding, const float* kernel,
                                             const float* bias, Clamp clamp);
 
-// A MobileNet block in one pass over its rows: [1x1 expand] -> depthwise 3x3 -> [1x1 project]
-// [+ block input]. The tensors between its layers never leave the cache: each thread streams
-// the rows of its band through a ring of expanded rows and a few depthwise output rows.
+// A MobileNet block in one pass over its rows: [1x1 expand, or the network's first convolution]
+// -> depthwise 3x3 -> [1x1 project] [+ block input]. The tensors between its layers never leave
+// the cache: each thread streams the rows of its band through a ring of expanded rows and a few
+// depthwise output rows.
 struct PointwiseLayer {
   size_t out_channels;
   const float* kernel;  // [in][out]
+  const float* bias;    // may be null
+  Clamp clamp;
+};
+struct FirstConvLayer {  // 3x3, stride 2, 3 input channels (is_first_conv)
+  size_t out_channels;
+  Padding padding;
+  const float* kernel;  // [3][3][3][out]
   const float* bias;    // may be null
   Clamp clamp;
 };
@@ -72,7 +83,8 @@ struct DepthwiseLayer {
   Clamp clamp;
 };
 struct FusedBlock {
-  const PointwiseLayer* expand;   // null: the depthwise reads the block input
+  const PointwiseLayer* expand;   // null: the depthwise reads the block input (or first_conv's)
+  const FirstConvLayer* first_conv;  // instead of expand: the rows come from the first convolution
   DepthwiseLayer depthwise;
   const PointwiseLayer* project;  // null: the block outputs the depthwise result
   const Clamp* residual;          // non-null: adds the block input (stride 1, same channels)

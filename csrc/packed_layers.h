@@ -37,6 +37,36 @@ class PackedGemm {
   size_t panels_per_block_;
 };
 
+// A network's first convolution (3x3, stride 2, 3 input channels) over one image, computed an
+// output row at a time.
+class PackedConv3x3s2c3 {
+ public:
+  PackedConv3x3s2c3(const KernelSet& kernels, Shape in, size_t out_channels, Padding padding,
+                    const float* kernel, const float* bias, Clamp clamp);
+
+  Shape output() const { return out_; }
+
+  // Output row oy into `out`; `input_row(iy)` returns input row iy (0 <= iy < image height).
+  template <class InputRow>
+  void run_row(size_t oy, InputRow&& input_row, float* out) const {
+    const float* rows[3];
+    for (size_t ky = 0; ky < 3; ++ky) {
+      const size_t iy = oy * 2 + ky - padding_.top;  // wraps above the image
+      rows[ky] = iy < in_.height ? input_row(iy) : zero_row_.data();
+    }
+    kernels_.conv3x3s2c3(out_.channels, out_.width, in_.width, padding_.left, rows, packed_.data(), out, clamp_);
+  }
+
+ private:
+  const KernelSet& kernels_;
+  Shape in_;
+  Padding padding_;
+  Shape out_;
+  AlignedBuffer packed_;
+  AlignedBuffer zero_row_;
+  Clamp clamp_;
+};
+
 // A depthwise 3x3 convolution over one image, computed an output row at a time.
 class PackedDepthwise {
  public:

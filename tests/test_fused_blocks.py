@@ -1,5 +1,6 @@
-"""Fused MobileNet blocks ([1x1 expand] -> depthwise 3x3 -> [1x1 project] [+ input]) against the
-float64 reference of the same layers run one by one, on every ISA.
+"""Fused MobileNet blocks ([1x1 expand, or the first 3x3 stride-2 convolution on RGB] ->
+depthwise 3x3 -> [1x1 project] [+ input]) against the float64 reference of the same layers run
+one by one, on every ISA.
 
 The network fuses a block only where it pays (a large expanded tensor, small weights, enough
 rows per thread); these tests force fusion (`fusion="always"`) to run the fused operator at
@@ -19,11 +20,13 @@ from test_kernels import apply_activation, network, padding_for
 from mnengine.graph import ACTIVATIONS, Node
 
 TOLERANCE = 1e-5
-PATTERNS = ["expand+depthwise", "depthwise+project", "expand+depthwise+project", "expand+depthwise+project+add"]
+PATTERNS = ["expand+depthwise", "depthwise+project", "expand+depthwise+project", "expand+depthwise+project+add",
+            "conv+depthwise", "conv+depthwise+project"]
 
 
-def block_nodes(rng, pattern, c_in, c_mid, c_out, stride, padding, activations):
-    """The nodes of one block and a float64 reference of it."""
+def block_nodes(rng, pattern, c_in, c_mid, c_out, stride, padding, activations, conv_padding=None):
+    """The nodes of one block and a float64 reference of it. A "conv" layer is a 3x3 stride-2
+    convolution padded as `conv_padding` (its input has 3 channels)."""
     layers = pattern.split("+")
     nodes, steps = [], []
     source = "input"
@@ -39,6 +42,12 @@ def block_nodes(rng, pattern, c_in, c_mid, c_out, stride, padding, activations):
             w = weights(channels, c_mid)
             nodes.append(Node("expand", "conv1x1", [source], w, activation=activation))
             steps.append(lambda y, w=w, a=activation: apply_activation(reference.conv2d(y, w["kernel"][None, None], w["bias"]), a))
+            channels = c_mid
+        elif layer == "conv":
+            w = weights(3, 3, channels, c_mid)
+            nodes.append(Node("conv", "conv3x3", [source], w, 2, conv_padding, activation))
+            steps.append(lambda y, w=w, a=activation: apply_activation(
+                reference.conv2d(y, w["kernel"], w["bias"], 2, conv_padding), a))
             channels = c_mid
         elif layer == "depthwise":
             w = weights(3, 3, channels)
@@ -77,24 +86,39 @@ def cases():
         c_in, c_mid, c_out = channels[i % len(channels)]
         if pattern.endswith("add"):
             stride, mode, c_out = 1, "same", c_in  # the residual needs the input's shape back
+        if pattern.startswith("conv"):
+            c_in = 3
         result.append((pattern, h, w, c_in, c_mid, c_out, stride, mode, 1 + 2 * (i % 2), 1 + i % 3))
     # Images tall enough for several steps per band on two and three threads.
     for i, (pattern, threads, stride) in enumerate(itertools.product(PATTERNS, (2, 3), (1, 2))):
         if pattern.endswith("add"):
             stride = 1
-        result.append((pattern, 8 * threads * stride + 1 + i % 3, 13 + i % 4, 3, 6,
+        result.append((pattern, 8 * threads * stride * (2 if pattern.startswith("conv") else 1) + 1 + i % 3, 13 + i % 4, 3, 6,
                        3 if pattern.endswith("add") else 5, stride, modes[i % len(modes)] if stride == 2 else "same",
                        1 + 2 * (i % 2), threads))
     return result
 
 
-@pytest.mark.parametrize("pattern,h,w,c_in,c_mid,c_out,stride,mode,batch,threads", cases())
-def test_fused_block(isa, rng, pattern, h, w, c_in, c_mid, c_out, stride, mode, batch, threads):
+def fitting_padding(mode, h, w, stride):
+    """`mode`'s padding of an h x w input, or one pixel all round where that leaves the 3x3
+    window no room."""
     padding = padding_for(mode, h, w, stride)
     if h + padding[0] + padding[1] < 3 or w + padding[2] + padding[3] < 3:
         padding = (1, 1, 1, 1)
+    return padding
+
+
+@pytest.mark.parametrize("pattern,h,w,c_in,c_mid,c_out,stride,mode,batch,threads", cases())
+def test_fused_block(isa, rng, pattern, h, w, c_in, c_mid, c_out, stride, mode, batch, threads):
+    conv_padding = None
+    mid_h, mid_w = h, w
+    if pattern.startswith("conv"):
+        conv_padding = fitting_padding(mode, h, w, 2)
+        mid_h = (h + conv_padding[0] + conv_padding[1] - 3) // 2 + 1
+        mid_w = (w + conv_padding[2] + conv_padding[3] - 3) // 2 + 1
+    padding = fitting_padding(mode, mid_h, mid_w, stride)
     activations = list(ACTIVATIONS)[::-1] if batch == 1 else list(ACTIVATIONS)
-    nodes, expected = block_nodes(rng, pattern, c_in, c_mid, c_out, stride, padding, activations)
+    nodes, expected = block_nodes(rng, pattern, c_in, c_mid, c_out, stride, padding, activations, conv_padding)
     net = network(isa, threads, (h, w, c_in), *nodes, fusion="always")
     assert net.steps == [(0, len(nodes))], f"not fused: {net.steps}"
     x = rng.standard_normal((batch, h, w, c_in)).astype(np.float32)
