@@ -23,7 +23,10 @@ ASAN_LIBRARY=$(g++ -print-file-name=libasan.so)
 cd "$WORK"  # outside the checkout: test the installed package
 # Found without importing it: loading it before the ASan runtime would abort.
 EXTENSION=$(ls "$("$WORK/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["platlib"])')"/mnengine/_core*.so)
-ldd "$EXTENSION" | grep -q libasan || { echo "$EXTENSION is not built with AddressSanitizer" >&2; exit 1; }
+# Captured, not piped into grep -q: with pipefail, grep -q's early exit can make ldd die of
+# SIGPIPE and the check fail on a sanitized build.
+LINKED=$(ldd "$EXTENSION")
+[[ $LINKED == *libasan* ]] || { echo "$EXTENSION is not built with AddressSanitizer" >&2; exit 1; }
 sanitized() {
   LD_PRELOAD=$ASAN_LIBRARY \
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1 \

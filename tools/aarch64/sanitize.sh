@@ -37,8 +37,9 @@ logged sanitize-configure.log cmake -S "$REPO" -B "$SAN/build" -G Ninja \
   -DPYTHON_MODULE_EXTENSION="$TARGET_EXT_SUFFIX" -DPYTHON_IS_DEBUG=0 -DPYTHON_MODULE_DEBUG_POSTFIX=
 logged sanitize-build.log cmake --build "$SAN/build"
 EXTENSION=$SAN/build/_core$TARGET_EXT_SUFFIX
-aarch64-linux-gnu-readelf -d "$EXTENSION" | grep -q 'NEEDED.*libasan' ||
-  { echo "$EXTENSION is not built with AddressSanitizer" >&2; exit 1; }
+# Captured, not piped into grep -q (with pipefail its early exit can fail the pipeline).
+DYNAMIC=$(aarch64-linux-gnu-readelf -d "$EXTENSION")
+[[ $DYNAMIC == *NEEDED*libasan* ]] || { echo "$EXTENSION is not built with AddressSanitizer" >&2; exit 1; }
 # The source tree's package with the sanitized extension beside it (nothing else of the host's).
 rm -rf "$SAN/site" && mkdir -p "$SAN/site"
 cp -r "$REPO/mnengine" "$SAN/site/"
