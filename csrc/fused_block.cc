@@ -87,12 +87,9 @@ class FusedBlockOperator final : public Operator {
   }
 
  private:
+  // The shape of the depthwise input: the first convolution's or the expansion's output, or the block input.
   static Shape block_mid_shape(Shape in, const FusedBlock& block) {
-    if (block.first_conv != nullptr) {
-      const Padding pad = block.first_conv->padding;
-      return {conv3x3_output_size(in.height, pad.top, pad.bottom, 2),
-              conv3x3_output_size(in.width, pad.left, pad.right, 2), block.first_conv->out_channels};
-    }
+    if (block.first_conv != nullptr) return Window3x3(in, 2, block.first_conv->padding, block.first_conv->out_channels).out;
     return {in.height, in.width, block.expand != nullptr ? block.expand->out_channels : in.channels};
   }
 

@@ -75,66 +75,61 @@ class Conv3x3Operator final : public Operator {
  public:
   Conv3x3Operator(const KernelSet& kernels, Shape in, size_t out_channels, size_t stride,
                   Padding padding, const float* kernel, const float* bias, Clamp clamp)
-      : kernels_(kernels), in_(in), stride_(stride), padding_(padding),
-        out_{conv3x3_output_size(in.height, padding.top, padding.bottom, stride),
-             conv3x3_output_size(in.width, padding.left, padding.right, stride), out_channels},
-        run_(3 * in.channels),
+      : kernels_(kernels), window_(in, stride, padding, out_channels), run_(3 * in.channels),
         packed_(pack_gemm_weights(3 * run_, out_channels, kernels.gemm_nr, kernel, bias)),
         zero_run_(run_), clamp_(clamp) {
     if (kernels.gemm_mr > kMaxGemmRows) throw std::logic_error("gemm_mr exceeds kMaxGemmRows");
-    for (size_t ox = 0; ox < out_.width; ++ox) {
-      const size_t ix0 = ox * stride_ - padding.left;  // wraps left of the image
-      window_inside_.push_back(ix0 < in_.width && ix0 + 2 < in_.width);
+    for (size_t ox = 0; ox < window_.out.width; ++ox) {
+      const size_t ix0 = ox * stride - padding.left;  // wraps left of the image
+      window_inside_.push_back(ix0 < in.width && ix0 + 2 < in.width);
       border_columns_ += window_inside_.back() ? 0 : 1;
     }
   }
 
-  size_t task_count(size_t batch) const override { return batch * out_.height; }
+  size_t task_count(size_t batch) const override { return batch * window_.out.height; }
   size_t scratch_floats() const override { return border_columns_ * 3 * run_; }
 
   void run_task(size_t task, const Tensors& tensors, float* scratch) const override {
-    const size_t image = task / out_.height, oy = task % out_.height;
-    const float* in = tensors.input0 + image * in_.size();
-    float* out = tensors.output + (image * out_.height + oy) * out_.width * out_.channels;
-    const size_t mr = kernels_.gemm_mr, c = in_.channels;
+    const Shape in_shape = window_.in, out_shape = window_.out;
+    const size_t image = task / out_shape.height, oy = task % out_shape.height;
+    const float* in = tensors.input0 + image * in_shape.size();
+    float* out = tensors.output + (image * out_shape.height + oy) * out_shape.width * out_shape.channels;
+    const size_t mr = kernels_.gemm_mr, c = in_shape.channels;
     float* patch = scratch;
-    for (size_t ox0 = 0; ox0 < out_.width; ox0 += mr) {
-      const size_t rows = std::min(mr, out_.width - ox0);
+    for (size_t ox0 = 0; ox0 < out_shape.width; ox0 += mr) {
+      const size_t rows = std::min(mr, out_shape.width - ox0);
       const float* a[3 * kMaxGemmRows];
       for (size_t ky = 0; ky < 3; ++ky) {
-        const size_t iy = oy * stride_ + ky - padding_.top;  // wraps above the image
+        const size_t iy = window_.input_row(oy, ky);
         const float** runs = a + ky * rows;
-        if (iy >= in_.height) {
+        if (iy >= in_shape.height) {
           for (size_t i = 0; i < rows; ++i) runs[i] = zero_run_.data();
           continue;
         }
-        const float* row = in + iy * in_.width * c;
+        const float* row = in + iy * in_shape.width * c;
         for (size_t i = 0; i < rows; ++i) {
           const size_t ox = ox0 + i;
-          const size_t ix0 = ox * stride_ - padding_.left;  // wraps left of the image
+          const size_t ix0 = ox * window_.stride - window_.padding.left;  // wraps left of the image
           if (window_inside_[ox]) {
             runs[i] = row + ix0 * c;
             continue;
           }
           for (size_t kx = 0; kx < 3; ++kx) {
             const size_t ix = ix0 + kx;
-            for (size_t j = 0; j < c; ++j) patch[kx * c + j] = ix < in_.width ? row[ix * c + j] : 0.0f;
+            for (size_t j = 0; j < c; ++j) patch[kx * c + j] = ix < in_shape.width ? row[ix * c + j] : 0.0f;
           }
           runs[i] = patch;
           patch += run_;
         }
       }
-      kernels_.igemm(rows, out_.channels, run_, 3, a, packed_.data(), out + ox0 * out_.channels,
-                     out_.channels, clamp_);
+      kernels_.igemm(rows, out_shape.channels, run_, 3, a, packed_.data(), out + ox0 * out_shape.channels,
+                     out_shape.channels, clamp_);
     }
   }
 
  private:
   const KernelSet& kernels_;
-  Shape in_;
-  size_t stride_;
-  Padding padding_;
-  Shape out_;
+  Window3x3 window_;
   size_t run_;  // floats in one kernel row of a window: 3 pixels x C_in
   AlignedBuffer packed_;
   AlignedBuffer zero_run_;
@@ -149,20 +144,19 @@ class Conv3x3s2c3Operator final : public Operator {
  public:
   Conv3x3s2c3Operator(const KernelSet& kernels, Shape in, size_t out_channels, Padding padding,
                       const float* kernel, const float* bias, Clamp clamp)
-      : in_(in), conv_(kernels, in, out_channels, padding, kernel, bias, clamp) {}
+      : conv_(kernels, in, out_channels, padding, kernel, bias, clamp) {}
 
   size_t task_count(size_t batch) const override { return batch * conv_.output().height; }
 
   void run_task(size_t task, const Tensors& tensors, float* /*scratch*/) const override {
-    const Shape out = conv_.output();
+    const Shape in = conv_.input(), out = conv_.output();
     const size_t image = task / out.height, oy = task % out.height;
-    const float* in = tensors.input0 + image * in_.size();
-    conv_.run_row(oy, [&](size_t iy) { return in + iy * in_.width * 3; },
+    const float* x = tensors.input0 + image * in.size();
+    conv_.run_row(oy, [&](size_t iy) { return x + iy * in.width * 3; },
                   tensors.output + (image * out.height + oy) * out.width * out.channels);
   }
 
  private:
-  Shape in_;
   PackedConv3x3s2c3 conv_;
 };
 

@@ -105,4 +105,33 @@ inline size_t conv3x3_output_size(size_t in, size_t pad_before, size_t pad_after
   return (in + pad_before + pad_after - 3) / stride + 1;
 }
 
+// Where a 3x3 window with a stride and padding falls over an input: the geometry of the 3x3
+// layers (full, first-layer and depthwise convolutions).
+struct Window3x3 {
+  Window3x3(Shape in, size_t stride, Padding padding, size_t out_channels)
+      : in(in), stride(stride), padding(padding),
+        out{conv3x3_output_size(in.height, padding.top, padding.bottom, stride),
+            conv3x3_output_size(in.width, padding.left, padding.right, stride), out_channels} {}
+
+  // The input row under kernel row `ky` of output row `oy`: in.height or more (the subtraction
+  // wraps) where the kernel overhangs the top or bottom of the image.
+  size_t input_row(size_t oy, size_t ky) const { return oy * stride + ky - padding.top; }
+
+  // `count` consecutive input rows from the one under output row oy's first kernel row:
+  // `input_row(iy)` for rows of the image, `zero_row` for those above or below it.
+  template <class InputRow>
+  void gather_rows(size_t oy, size_t count, InputRow&& input_row, const float* zero_row,
+                   const float** rows) const {
+    for (size_t r = 0; r < count; ++r) {
+      const size_t iy = this->input_row(oy, r);
+      rows[r] = iy < in.height ? input_row(iy) : zero_row;
+    }
+  }
+
+  Shape in;
+  size_t stride;
+  Padding padding;
+  Shape out;
+};
+
 }  // namespace mnengine

@@ -43,18 +43,14 @@ void PackedGemm::run(size_t rows, const float* a, size_t a_stride, float* c, siz
 PackedConv3x3s2c3::PackedConv3x3s2c3(const KernelSet& kernels, Shape in, size_t out_channels,
                                      Padding padding, const float* kernel, const float* bias,
                                      Clamp clamp)
-    : kernels_(kernels), in_(in), padding_(padding),
-      out_{conv3x3_output_size(in.height, padding.top, padding.bottom, 2),
-           conv3x3_output_size(in.width, padding.left, padding.right, 2), out_channels},
+    : kernels_(kernels), window_(in, 2, padding, out_channels),
       packed_(pack_channel_group_weights(out_channels, 27, kernels.conv3x3s2c3_cr, kernel, bias)),
       zero_row_(in.width * 3), clamp_(clamp) {}
 
 PackedDepthwise::PackedDepthwise(const KernelSet& kernels, Shape in, size_t stride,
                                  Padding padding, const float* kernel, const float* bias,
                                  Clamp clamp)
-    : kernels_(kernels), in_(in), stride_(stride), padding_(padding),
-      out_{conv3x3_output_size(in.height, padding.top, padding.bottom, stride),
-           conv3x3_output_size(in.width, padding.left, padding.right, stride), in.channels},
+    : kernels_(kernels), window_(in, stride, padding, in.channels),
       packed_(pack_channel_group_weights(in.channels, 9, kernels.dwconv_cr, kernel, bias)),
       zero_row_(in.width * in.channels), clamp_(clamp) {}
 

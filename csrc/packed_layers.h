@@ -44,24 +44,21 @@ class PackedConv3x3s2c3 {
   PackedConv3x3s2c3(const KernelSet& kernels, Shape in, size_t out_channels, Padding padding,
                     const float* kernel, const float* bias, Clamp clamp);
 
-  Shape output() const { return out_; }
+  Shape input() const { return window_.in; }
+  Shape output() const { return window_.out; }
 
-  // Output row oy into `out`; `input_row(iy)` returns input row iy (0 <= iy < image height).
+  // Output row oy into `out`; `input_row(iy)` returns input row iy (0 <= iy < input().height).
   template <class InputRow>
   void run_row(size_t oy, InputRow&& input_row, float* out) const {
     const float* rows[3];
-    for (size_t ky = 0; ky < 3; ++ky) {
-      const size_t iy = oy * 2 + ky - padding_.top;  // wraps above the image
-      rows[ky] = iy < in_.height ? input_row(iy) : zero_row_.data();
-    }
-    kernels_.conv3x3s2c3(out_.channels, out_.width, in_.width, padding_.left, rows, packed_.data(), out, clamp_);
+    window_.gather_rows(oy, 3, input_row, zero_row_.data(), rows);
+    kernels_.conv3x3s2c3(window_.out.channels, window_.out.width, window_.in.width, window_.padding.left,
+                         rows, packed_.data(), out, clamp_);
   }
 
  private:
   const KernelSet& kernels_;
-  Shape in_;
-  Padding padding_;
-  Shape out_;
+  Window3x3 window_;
   AlignedBuffer packed_;
   AlignedBuffer zero_row_;
   Clamp clamp_;
@@ -73,35 +70,30 @@ class PackedDepthwise {
   PackedDepthwise(const KernelSet& kernels, Shape in, size_t stride, Padding padding,
                   const float* kernel, const float* bias, Clamp clamp);
 
-  Shape input() const { return in_; }
-  Shape output() const { return out_; }
-  size_t stride() const { return stride_; }
-  size_t pad_top() const { return padding_.top; }
+  Shape input() const { return window_.in; }
+  Shape output() const { return window_.out; }
+  size_t stride() const { return window_.stride; }
+  size_t pad_top() const { return window_.padding.top; }
 
   // Output rows [oy, oy + count) into `out` (contiguous); `input_row(iy)` returns input row iy
   // (0 <= iy < input().height). Rows above or below the image read as zeros. The kernel
   // takes rows two at a time.
   template <class InputRow>
   void run_rows(size_t oy, size_t count, InputRow&& input_row, float* out) const {
-    const size_t out_row = out_.width * out_.channels;
+    const Shape in = window_.in, out_shape = window_.out;
+    const size_t out_row = out_shape.width * out_shape.channels;
     for (size_t end = oy + count; oy < end; oy += 2, out += 2 * out_row) {
       const size_t rows_now = end - oy >= 2 ? 2 : 1;
       const float* rows[5];
-      for (size_t r = 0; r < (rows_now - 1) * stride_ + 3; ++r) {
-        const size_t iy = oy * stride_ + r - padding_.top;  // wraps above the image
-        rows[r] = iy < in_.height ? input_row(iy) : zero_row_.data();
-      }
-      kernels_.dwconv3x3(in_.channels, rows_now, out_.width, in_.width, stride_, padding_.left, rows,
-                         packed_.data(), out, clamp_);
+      window_.gather_rows(oy, (rows_now - 1) * window_.stride + 3, input_row, zero_row_.data(), rows);
+      kernels_.dwconv3x3(in.channels, rows_now, out_shape.width, in.width, window_.stride,
+                         window_.padding.left, rows, packed_.data(), out, clamp_);
     }
   }
 
  private:
   const KernelSet& kernels_;
-  Shape in_;
-  size_t stride_;
-  Padding padding_;
-  Shape out_;
+  Window3x3 window_;
   AlignedBuffer packed_;
   AlignedBuffer zero_row_;
   Clamp clamp_;
