@@ -50,5 +50,27 @@ inline void store_partial(float* p, float32x4_t v, size_t count) {
   }
 }
 
+// One q register of float channels, as the shared tilings (../f32-dwconv3x3-tiled.h,
+// ../f32-conv3x3s2c3-tiled.h) describe a vector register.
+struct Simd {
+  using Vec = float32x4_t;
+  static constexpr size_t kLanes = 4;
+  struct Full {
+    Vec load(const float* p) const { return vld1q_f32(p); }
+    void store(float* p, Vec v) const { vst1q_f32(p, v); }
+  };
+  struct Tail {
+    size_t count;
+    Vec load(const float* p) const { return load_partial(p, count); }
+    void store(float* p, Vec v) const { store_partial(p, v, count); }
+  };
+  static Tail tail(size_t count) { return Tail{count}; }
+  static Vec weights(const float* p) { return vld1q_f32(p); }
+  static Vec broadcast(const float* p) { return vld1q_dup_f32(p); }
+  static Vec dup(float x) { return vdupq_n_f32(x); }
+  static Vec fma(Vec acc, Vec x, Vec w) { return vfmaq_f32(acc, x, w); }
+  static Vec clamp(Vec x, Vec lo, Vec hi) { return neon::clamp(x, lo, hi); }
+};
+
 }  // namespace neon
 }  // namespace mnengine
