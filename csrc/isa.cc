@@ -12,6 +12,12 @@ bool cpu_has_avx2_fma() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
+
+bool cpu_has_avx512f() {
+  // As for AVX2, the check includes the OS saving the zmm and mask registers (XCR0).
+  __builtin_cpu_init();
+  return cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f");
+}
 #endif
 
 }  // namespace
@@ -19,6 +25,7 @@ bool cpu_has_avx2_fma() {
 std::vector<const KernelSet*> available_kernel_sets() {
   std::vector<const KernelSet*> sets;
 #if defined(__x86_64__) || defined(_M_X64)
+  if (cpu_has_avx512f()) sets.push_back(&avx512f_kernels());
   if (cpu_has_avx2_fma()) sets.push_back(&avx2_fma_kernels());
 #endif
 #if defined(__aarch64__)

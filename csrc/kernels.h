@@ -80,6 +80,7 @@ struct KernelSet {
 const KernelSet& scalar_kernels();
 #if defined(__x86_64__) || defined(_M_X64)
 const KernelSet& avx2_fma_kernels();
+const KernelSet& avx512f_kernels();
 #endif
 #if defined(__aarch64__)
 const KernelSet& neon_kernels();

@@ -122,7 +122,7 @@ class Engine:
 
     @property
     def isa(self) -> str:
-        """The kernel instruction set in use: "avx2_fma", "neon" or "scalar"."""
+        """The kernel instruction set in use: "avx512f", "avx2_fma", "neon" or "scalar"."""
         return self._network.isa
 
     @property

@@ -8,17 +8,19 @@
 
 namespace mnengine {
 
-// Calls `kernel(std::integral_constant<size_t, mr>())` for mr in 1..6, so that each row count
-// is compiled as its own instantiation with every row index a constant.
-template <class Kernel>
+// Calls `kernel(std::integral_constant<size_t, mr>())` for mr in 1..kMaxRows (6 or 7), so
+// that each row count is compiled as its own instantiation with every row index a constant.
+template <size_t kMaxRows = 6, class Kernel>
 inline void dispatch_rows(size_t mr, Kernel&& kernel) {
+  static_assert(kMaxRows == 6 || kMaxRows == 7, "row tiles of 6 or 7");
   switch (mr) {
     case 1: return kernel(std::integral_constant<size_t, 1>());
     case 2: return kernel(std::integral_constant<size_t, 2>());
     case 3: return kernel(std::integral_constant<size_t, 3>());
     case 4: return kernel(std::integral_constant<size_t, 4>());
     case 5: return kernel(std::integral_constant<size_t, 5>());
-    default: return kernel(std::integral_constant<size_t, 6>());
+    case 6: return kernel(std::integral_constant<size_t, 6>());
+    default: return kernel(std::integral_constant<size_t, kMaxRows>());
   }
 }
 

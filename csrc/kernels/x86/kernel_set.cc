@@ -1,4 +1,5 @@
 #include "avx2_fma.h"
+#include "avx512f.h"
 
 namespace mnengine {
 
@@ -14,6 +15,22 @@ const KernelSet& avx2_fma_kernels() {
       f32_gmaxpool__avx2,
       f32_softmax__avx2_fma,
       f32_fma_peak__avx2_fma,
+  };
+  return set;
+}
+
+const KernelSet& avx512f_kernels() {
+  static const KernelSet set = {
+      "avx512f",
+      /*gemm_mr=*/7, /*gemm_nr=*/32, f32_gemm_7x32__avx512f,
+      f32_igemm_7x32__avx512f,
+      /*dwconv_cr=*/8, f32_dwconv3x3__avx2_fma,
+      /*conv3x3s2c3_cr=*/8, f32_conv3x3s2c3__avx2_fma,
+      f32_vadd__avx2,
+      f32_gavgpool__avx2,
+      f32_gmaxpool__avx2,
+      f32_softmax__avx2_fma,
+      f32_fma_peak__avx512f,
   };
   return set;
 }

@@ -1,0 +1,16 @@
+// AVX-512F kernels. Their translation units alone are compiled with -mavx512f; the AVX-512
+// kernel set uses them for the pointwise layers and the FMA peak and the AVX2 kernels for
+// the rest (a CPU with AVX-512F has AVX2 and FMA).
+#pragma once
+
+#include "../../kernels.h"
+
+namespace mnengine {
+
+void f32_gemm_7x32__avx512f(size_t mr, size_t nc, size_t kc, const float* a, size_t a_stride,
+                            const float* packed_w, float* c, size_t c_stride, Clamp clamp);
+void f32_igemm_7x32__avx512f(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a,
+                             const float* packed_w, float* c, size_t c_stride, Clamp clamp);
+uint64_t f32_fma_peak__avx512f(uint64_t iterations, float* sink);
+
+}  // namespace mnengine
