@@ -10,9 +10,10 @@
 // input rows between them, which halves what a pair of rows reads from L2, and give the
 // narrow blocks that finish a row (one pixel by four groups) a second use of every load.
 // Blocks are 1 row x 4 pixels x 2 groups or 2 rows x 2 pixels x 2 groups, narrower and taller
-// at a row's end and at its borders. Two groups of 8 floats make a cache line: with power-of-two
-// channel counts the columns of a block fall into the same few cache sets, so a block that used
-// half of each line would find the other half evicted when the next group needs it. Every block
+// at a row's end and at its borders. Two groups of 8 floats (AVX2) make a cache line, and a
+// block uses both: with power-of-two channel counts the columns of a block fall into the same
+// few cache sets, so a block that used half of each line would find the other half evicted
+// when the next group needs it. (An AVX-512 group of 16 is a whole line.) Every block
 // does all channel groups before the sweep moves on, so the input is read as contiguous runs
 // of channels. Border windows that miss whole columns run the same code without them, so the
 // input is never copied into a padded buffer.

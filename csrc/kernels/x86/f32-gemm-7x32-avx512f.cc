@@ -8,12 +8,10 @@
 //
 // As in the AVX2 kernel, the per-row code is written as fold expressions over an index
 // sequence, so every accumulator index is a constant and the accumulators stay in registers.
-#include <immintrin.h>
-
 #include <utility>
 
 #include "../gemm-rows.h"
-#include "avx512f.h"
+#include "avx512_helpers.h"
 
 namespace mnengine {
 namespace {
@@ -32,11 +30,8 @@ inline void prefetch_weights(const float* w) {
   }
 }
 
-// max(lo, x) then min(hi, x): the operand order makes NaN propagate, as in the scalar path.
-inline __m512 clamp(__m512 x, __m512 lo, __m512 hi) { return _mm512_min_ps(hi, _mm512_max_ps(lo, x)); }
-
-// The first `count` (0..16) of 16 lanes.
-inline __mmask16 lanes_mask(size_t count) { return static_cast<__mmask16>((1u << count) - 1u); }
+using avx512::clamp;
+using avx512::lanes_mask;
 
 // Row i's step of a 32-column panel: one broadcast of A, two FMAs.
 inline void step32(const float* a_ik, __m512 b_lo, __m512 b_hi, __m512& lo, __m512& hi) {
