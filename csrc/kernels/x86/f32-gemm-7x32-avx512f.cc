@@ -6,6 +6,10 @@
 // next weights. Each row count 1..7 has its own instantiation, and a last panel of 16 columns
 // or fewer computes only its low half. Column tails use AVX-512 masks.
 //
+// Unlike the AVX2 kernel this one issues no software prefetch: with the hardware prefetchers
+// alone MobileNet v1 ran 1-2% faster (its 7x7 layers up to 12%) than with both weight lines
+// prefetched 4 KiB ahead.
+//
 // As in the AVX2 kernel, the per-row code is written as fold expressions over an index
 // sequence, so every accumulator index is a constant and the accumulators stay in registers.
 #include <utility>
@@ -15,20 +19,6 @@
 
 namespace mnengine {
 namespace {
-
-// Weights are read from memory once per inference, and a row tile of three or more rows
-// consumes two cache lines of them every few cycles: each step asks for both 4 KiB ahead.
-// Tiles of one or two rows read weights as fast as the hardware prefetcher follows on its
-// own, and a prefetch there takes load slots the FMAs wait for (as measured on AVX2).
-constexpr size_t kPrefetchFloats = 1024;
-
-template <size_t kRows>
-inline void prefetch_weights(const float* w) {
-  if constexpr (kRows > 2) {
-    __builtin_prefetch(w + kPrefetchFloats);
-    __builtin_prefetch(w + kPrefetchFloats + 16);
-  }
-}
 
 using avx512::clamp;
 using avx512::lanes_mask;
@@ -61,7 +51,6 @@ inline void panel32(std::index_sequence<I...>, size_t kc, size_t ks, const float
   for (size_t s = 0; s < ks; ++s, a += kRows) {
     const float* row[kRows] = {a[I]...};
     for (size_t k = 0; k < kc; ++k, w += 32) {
-      prefetch_weights<kRows>(w);
       const __m512 b_lo = _mm512_load_ps(w), b_hi = _mm512_load_ps(w + 16);
       (step32(row[I] + k, b_lo, b_hi, lo[I], hi[I]), ...);
     }
@@ -80,7 +69,6 @@ inline void panel16(std::index_sequence<I...>, size_t kc, size_t ks, const float
   for (size_t s = 0; s < ks; ++s, a += kRows) {
     const float* row[kRows] = {a[I]...};
     for (size_t k = 0; k < kc; ++k, w += 32) {
-      prefetch_weights<kRows>(w);
       const __m512 b = _mm512_load_ps(w);
       ((lo[I] = _mm512_fmadd_ps(_mm512_set1_ps(row[I][k]), b, lo[I])), ...);
     }
