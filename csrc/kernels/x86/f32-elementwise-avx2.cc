@@ -18,23 +18,40 @@ void f32_vadd__avx2(size_t n, const float* a, const float* b, float* y, Clamp cl
   }
 }
 
-void f32_gavgpool__avx2(size_t pixels, size_t channels, const float* x, float* y) {
-  const __m256 scale = _mm256_set1_ps(1.0f / static_cast<float>(pixels));
-  for (size_t c = 0; c < channels; c += 8) {
-    const __m256i mask = avx2::tail_mask(channels - c < 8 ? channels - c : 8);
-    __m256 sum = _mm256_setzero_ps();
-    for (size_t p = 0; p < pixels; ++p) sum = _mm256_add_ps(sum, _mm256_maskload_ps(x + p * channels + c, mask));
-    _mm256_maskstore_ps(y + c, mask, _mm256_mul_ps(sum, scale));
+// The pooling kernels walk the input a pixel at a time, folding each row of channels into y
+// (a few KiB, in L1): the input is read in order. With the channel groups outer, the pixels of
+// a group lie `channels` floats apart, and at 1024 channels (MobileNet v1) that is 4 KiB, one
+// L1 set for all 49 of them: v1's average pool took 14 us. Each channel is still reduced in
+// pixel order, so the results are the same.
+namespace {
+
+// y[c] = op(x[c], y[c]) for c in [0, channels), or y = x when `first`.
+template <class Op>
+inline void fold_row(size_t channels, const float* x, float* y, Op op, bool first) {
+  size_t c = 0;
+  for (; c + 8 <= channels; c += 8) {
+    const __m256 v = _mm256_loadu_ps(x + c);
+    _mm256_storeu_ps(y + c, first ? v : op(v, _mm256_loadu_ps(y + c)));
+  }
+  if (c != channels) {
+    const __m256i mask = avx2::tail_mask(channels - c);
+    const __m256 v = _mm256_maskload_ps(x + c, mask);
+    _mm256_maskstore_ps(y + c, mask, first ? v : op(v, _mm256_maskload_ps(y + c, mask)));
   }
 }
 
+}  // namespace
+
+void f32_gavgpool__avx2(size_t pixels, size_t channels, const float* x, float* y) {
+  const auto add = [](__m256 v, __m256 sum) { return _mm256_add_ps(sum, v); };
+  for (size_t p = 0; p < pixels; ++p) fold_row(channels, x + p * channels, y, add, p == 0);
+  const __m256 scale = _mm256_set1_ps(1.0f / static_cast<float>(pixels));
+  fold_row(channels, y, y, [&](__m256 v, __m256) { return _mm256_mul_ps(v, scale); }, false);
+}
+
 void f32_gmaxpool__avx2(size_t pixels, size_t channels, const float* x, float* y) {
-  for (size_t c = 0; c < channels; c += 8) {
-    const __m256i mask = avx2::tail_mask(channels - c < 8 ? channels - c : 8);
-    __m256 max = _mm256_maskload_ps(x + c, mask);
-    for (size_t p = 1; p < pixels; ++p) max = _mm256_max_ps(_mm256_maskload_ps(x + p * channels + c, mask), max);
-    _mm256_maskstore_ps(y + c, mask, max);
-  }
+  const auto max = [](__m256 v, __m256 m) { return _mm256_max_ps(v, m); };
+  for (size_t p = 0; p < pixels; ++p) fold_row(channels, x + p * channels, y, max, p == 0);
 }
 
 }  // namespace mnengine
