@@ -14,8 +14,8 @@ bool cpu_has_avx2_fma() {
 }
 
 bool cpu_has_avx512f() {
-  // As for AVX2, the check includes the OS saving the zmm and mask registers (XCR0).
-  __builtin_cpu_init();
+  // As for AVX2, the check includes the OS saving the zmm and mask registers (XCR0);
+  // cpu_has_avx2_fma() has initialised the CPU model by the time it is read.
   return cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f");
 }
 #endif
