@@ -112,6 +112,9 @@ ensure_target_site() {
 # tests that start `sys.executable` start it under qemu too. QEMU_CPU defaults to neoverse-n1:
 # qemu's default 'max' CPU makes numpy's OpenBLAS pick SME kernels that emit spurious
 # floating-point warnings.
+# OPENBLAS_CORETYPE names the emulated core, whatever the host's environment says: a host may
+# set it to its own x86 core (Haswell, say), which numpy's aarch64 OpenBLAS does not know.
+# OpenBLAS's names for the cores qemu emulates; any other model leaves OpenBLAS to detect it.
 TARGET_PYTHON=$CACHE/bin/python3.11-aarch64
 write_target_python() {
   mkdir -p "$CACHE/bin"
@@ -119,6 +122,12 @@ write_target_python() {
 #!/bin/sh
 export PYTHONHOME="$SYSROOT/usr"
 export QEMU_CPU="\${QEMU_CPU:-neoverse-n1}"
+case "\$QEMU_CPU" in
+  neoverse-n1) export OPENBLAS_CORETYPE=NEOVERSEN1 ;;
+  cortex-a72) export OPENBLAS_CORETYPE=CORTEXA72 ;;
+  cortex-a53) export OPENBLAS_CORETYPE=CORTEXA53 ;;
+  *) unset OPENBLAS_CORETYPE ;;
+esac
 exec qemu-aarch64-static -L "$SYSROOT" -0 "\$0" "$SYSROOT/usr/bin/python3.11" "\$@"
 SCRIPT
   chmod +x "$TARGET_PYTHON"
