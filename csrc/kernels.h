@@ -176,9 +176,11 @@ const KernelSet& scalar_kernels();
 #if defined(__x86_64__) || defined(_M_X64)
 const KernelSet& avx2_fma_kernels();
 const KernelSet& avx512f_kernels();
+const KernelSet& avx512vnni_kernels();  // avx512f's float kernels, int8 on VPDPBUSD
 #endif
 #if defined(__aarch64__)
 const KernelSet& neon_kernels();
+const KernelSet& neon_dotprod_kernels();  // neon's float kernels, int8 on SDOT (ARMv8.2)
 #endif
 
 // Weight packing into the layouts above. `kernel` is [k][n] (Keras's HWIO with H = W = 1,

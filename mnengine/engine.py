@@ -23,7 +23,8 @@ def default_threads() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def _requested_isa() -> str:
+def requested_isa() -> str:
+    """The instruction set new Engines use: MNENGINE_ISA's if set (and available), else the best."""
     isa = os.environ.get(ISA_ENVIRONMENT_VARIABLE, "auto").strip().lower() or "auto"
     available = _core.available_isas()
     if isa != "auto" and isa not in available:
@@ -41,7 +42,7 @@ def cpu_info() -> Dict[str, Any]:
     return {
         "machine": platform.machine(),
         "available_isas": _core.available_isas(),
-        "isa": _requested_isa(),
+        "isa": requested_isa(),
         "default_threads": default_threads(),
     }
 
@@ -61,10 +62,11 @@ class Engine:
             threads = default_threads()
         if not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= 256:
             raise ValueError(f"threads must be an integer from 1 to 256, got {threads!r}")
-        isa = _requested_isa()
+        isa = requested_isa()
         graph = model if isinstance(model, Graph) else modelfile.load(model)
         try:
-            self._network = _core.Network(isa, threads, tuple(graph.input_shape), graph.core_nodes())
+            self._network = _core.Network(isa, threads, tuple(graph.input_shape), graph.core_nodes(),
+                                          input_quantization=graph.input_quantization)
         except ValueError as e:
             raise ModelFormatError(f"{graph.name}: {e}") from None
         out = self._network.output_shape
@@ -75,11 +77,12 @@ class Engine:
         self._labels = list(graph.labels) if graph.labels is not None else None
         self._metadata = dict(graph.metadata)
         self._multiply_adds = graph.multiply_adds()
+        self._int8 = graph.int8
 
     def __repr__(self) -> str:
         return (
             f"Engine({self._name!r}, input_shape={self.input_shape}, output_shape={self.output_shape}, "
-            f"isa={self.isa!r}, threads={self.threads})"
+            f"dtype={self.dtype!r}, isa={self.isa!r}, threads={self.threads})"
         )
 
     @property
@@ -119,6 +122,12 @@ class Engine:
     def multiply_adds(self) -> int:
         """Multiply-accumulates of one inference on one image."""
         return self._multiply_adds
+
+    @property
+    def dtype(self) -> str:
+        """What the layers compute in: "int8" for a quantized model file, else "float32". Input
+        and output are float32 either way."""
+        return "int8" if self._int8 else "float32"
 
     @property
     def isa(self) -> str:

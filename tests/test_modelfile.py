@@ -111,7 +111,7 @@ def test_other_file_type(tmp_path):
 
 def test_wrong_version(model_path, tmp_path):
     path = rewrite(model_path, tmp_path, lambda d: d.__setitem__(slice(8, 12), struct.pack("<I", 99)), fix_checksum=False)
-    with pytest.raises(ModelFormatError, match="version 99 is not supported; this mnengine reads version 1"):
+    with pytest.raises(ModelFormatError, match="version 99 is not supported; this mnengine reads versions 1, 2"):
         load(path)
 
 

@@ -20,4 +20,14 @@ const KernelSet& neon_kernels() {
   return set;
 }
 
+const KernelSet& neon_dotprod_kernels() {
+  static const KernelSet set = [] {
+    KernelSet dotprod = neon_kernels();
+    dotprod.isa = "neon_dotprod";
+    dotprod.qs8 = qs8_scalar_kernels();
+    return dotprod;
+  }();
+  return set;
+}
+
 }  // namespace mnengine

@@ -38,4 +38,14 @@ const KernelSet& avx512f_kernels() {
   return set;
 }
 
+const KernelSet& avx512vnni_kernels() {
+  static const KernelSet set = [] {
+    KernelSet vnni = avx512f_kernels();
+    vnni.isa = "avx512vnni";
+    vnni.qs8 = qs8_scalar_kernels();
+    return vnni;
+  }();
+  return set;
+}
+
 }  // namespace mnengine
