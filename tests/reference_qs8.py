@@ -132,3 +132,52 @@ def quantize(x_f32, quantization):
 
 def dequantize(q, quantization):
     return _centered(q, quantization[1]).astype(np.float32) * np.float32(quantization[0])
+
+
+def softmax(x):
+    flat = np.asarray(x, np.float64).reshape(x.shape[0], -1)
+    e = np.exp(flat - flat.max(axis=1, keepdims=True))
+    return (e / e.sum(axis=1, keepdims=True)).reshape(x.shape)
+
+
+def run_graph(graph, x_f32):
+    """An int8 mnengine.Graph run layer by layer with the functions above, from the preprocessed
+    float32 input x (N, H, W, C) to the float outputs (float64 for softmax and sigmoid, the
+    dequantized float32 values otherwise). It reads the graph's quantization and weights only;
+    what it computes with them is this module's."""
+    values = {"input": quantize(x_f32, graph.input_quantization)}
+    quantization = {"input": graph.input_quantization}
+    for node in graph.nodes:
+        q_in = quantization[node.inputs[0]]
+        x = values[node.inputs[0]]
+        w = node.weights
+        if node.op in ("softmax", "sigmoid"):
+            real = dequantize(x, q_in).astype(np.float64)
+            values[node.name] = softmax(real) if node.op == "softmax" else 1.0 / (1.0 + np.exp(-real))
+            quantization[node.name] = None
+            continue
+        q_out = node.quantization
+        if node.op == "conv3x3":
+            y = conv(x, q_in, w["kernel"], w.get("bias"), w["weight_scale"], q_out, node.activation, node.stride,
+                     node.padding)
+        elif node.op == "depthwise3x3":
+            y = depthwise(x, q_in, w["kernel"], w.get("bias"), w["weight_scale"], q_out, node.activation,
+                          node.stride, node.padding)
+        elif node.op == "conv1x1":
+            y = conv(x, q_in, w["kernel"][np.newaxis, np.newaxis], w.get("bias"), w["weight_scale"], q_out,
+                     node.activation)
+        elif node.op == "dense":
+            y = dense(x, q_in, w["kernel"], w.get("bias"), w["weight_scale"], q_out, node.activation)
+            y = y.reshape(y.shape[0], 1, 1, -1)
+        elif node.op == "add":
+            y = add(x, q_in, values[node.inputs[1]], quantization[node.inputs[1]], q_out, node.activation)
+        elif node.op == "global_avg_pool":
+            y = global_avg_pool(x, q_in, q_out)[:, np.newaxis, np.newaxis, :]
+        elif node.op == "global_max_pool":
+            y = global_max_pool(x, q_in, q_out)[:, np.newaxis, np.newaxis, :]
+        else:
+            raise ValueError(f"no int8 reference for {node.op}")
+        values[node.name], quantization[node.name] = y, q_out
+    last = graph.nodes[-1]
+    out = values[last.name]
+    return out if quantization[last.name] is None else dequantize(out, quantization[last.name])
