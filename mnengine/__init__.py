@@ -19,7 +19,7 @@ except ImportError as _error:  # pragma: no cover - depends on how Python was st
         ) from _error
     raise
 
-from . import models
+from . import models, quantize
 from .engine import Engine, cpu_info
 from .errors import ModelFormatError
 from .graph import Graph, Node
@@ -36,5 +36,6 @@ __all__ = [
     "cpu_info",
     "load_model",
     "models",
+    "quantize",
     "save_model",
 ]

@@ -266,7 +266,7 @@ class _HeaderReader:
         try:
             return (float(scale), zero_point)
         except OverflowError:
-            raise ModelFormatError(f"{self.where} {key}: scale {scale:.3g} is out of range") from None
+            raise ModelFormatError(f"{self.where} {key}: scale is out of range (an integer of {len(str(scale))} digits)") from None
 
     def value_str(self) -> str:
         if not isinstance(self.value, str):
