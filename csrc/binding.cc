@@ -219,7 +219,8 @@ PYBIND11_MODULE(_core, m) {
            "fusion: 'auto' fuses the MobileNet blocks where it pays; 'always' and 'never' are for "
            "testing both paths. input_quantization: None for a float32 network, (scale, zero point) "
            "of the quantized input for an int8 network (its nodes then carry int8 kernels, int32 "
-           "biases, weight_scale and output_quantization).")
+           "biases, weight_scale and output_quantization; a conv1x1 or dense node without "
+           "output_quantization outputs float32).")
       .def_property_readonly("quantized", &Network::quantized)
       .def_property_readonly("isa", [](const Network& n) { return std::string(n.kernels().isa); })
       .def_property_readonly("threads", &Network::threads)
@@ -253,20 +254,25 @@ PYBIND11_MODULE(_core, m) {
             }
             return seconds;
           }, py::arg("x"), py::arg("out"), "Like run(); returns the wall time in seconds of each of `steps`.")
-      .def("value_ranges", [](const Network& net, const py::handle& x_object, const py::handle& out_object) {
+      .def("value_statistics", [](const Network& net, const py::handle& x_object, const py::handle& out_object) {
             const FloatArray x = as_float_array(x_object, "x");
             FloatArray out = as_float_array(out_object, "out");
             const size_t batch = check_io(net, x, out);
             const float* in = x.data();
             float* y = out.mutable_data();
-            std::vector<std::pair<float, float>> ranges;
+            std::vector<mnengine::ValueStatistics> statistics;
             {
               py::gil_scoped_release release;
-              net.run(in, batch, y, {nullptr, &ranges});
+              net.run(in, batch, y, {nullptr, &statistics});
             }
-            return ranges;
+            py::list steps;
+            for (const mnengine::ValueStatistics& s : statistics) {
+              steps.append(py::make_tuple(s.min, s.max, py::array_t<double>(s.channel_sums.size(), s.channel_sums.data())));
+            }
+            return steps;
           }, py::arg("x"), py::arg("out"),
-          "Like run() on a float32 network; returns the (min, max) of the values each of `steps` wrote.")
+          "Like run() on a float32 network; returns for each of `steps` the (min, max, per-channel sums "
+          "over images and pixels) of the values it wrote.")
       .def("run_qs8", [](const Network& net, const py::handle& x_object, const py::handle& out_object) {
             const Int8Array x = as_array<Int8Array>(x_object, "x", "int8");
             Int8Array out = as_array<Int8Array>(out_object, "out", "int8");

@@ -1,5 +1,5 @@
 // The pointwise convolution and dense layer as an operator, float32 or int8: one packed GEMM
-// (PackedGemm or PackedQs8Gemm) with its rows or columns split into tasks.
+// (PackedGemm or PackedQs8Gemm<int8_t or float>) with its rows or columns split into tasks.
 #pragma once
 
 #include <algorithm>
@@ -29,7 +29,8 @@ class GemmOperator final : public Operator {
   }
 
   void run_task(size_t task, const Tensors& tensors, void* /*scratch*/) const override {
-    using T = typename Gemm::Element;
+    using In = typename Gemm::Input;
+    using Out = typename Gemm::Output;
     const size_t mr = gemm_.mr(), k = gemm_.k(), n = gemm_.n();
     const size_t rows = tensors.batch * rows_per_image_;
     const Split split = split_for(tensors.batch);
@@ -37,7 +38,7 @@ class GemmOperator final : public Operator {
     const size_t tiles = divide_round_up(rows, mr), panels = gemm_.panels();
     const size_t row_begin = tiles * row_chunk / split.row_chunks * mr;
     const size_t row_end = std::min(rows, tiles * (row_chunk + 1) / split.row_chunks * mr);
-    gemm_.run(row_end - row_begin, tensors.in0<T>() + row_begin * k, k, tensors.out<T>() + row_begin * n, n,
+    gemm_.run(row_end - row_begin, tensors.in0<In>() + row_begin * k, k, tensors.out<Out>() + row_begin * n, n,
               panels * panel_chunk / split.panel_chunks, panels * (panel_chunk + 1) / split.panel_chunks);
   }
 

@@ -87,6 +87,14 @@ struct Qs8Output {
 using Qs8GemmFn = void (*)(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
                            const void* packed_w, int8_t* c, size_t c_stride, const Qs8Output& out);
 
+// qs8-gemm with float32 output, for an int8 network's last layer (its classifier): the same
+// sums on the same packed weights, dequantized instead of requantized:
+// c[m][n] = clamp(float(acc) * scale[n]) with the packed scales input_scale * weight_scale[n]
+// and a real-valued clamp (product, then clamp; c_stride in floats). No int8 rounding or range
+// limits the logits a softmax then reads.
+using Qs8GemmF32Fn = void (*)(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
+                              const void* packed_w, float* c, size_t c_stride, Clamp clamp);
+
 // qs8-dwconv 3x3: the f32 depthwise kernel's geometry (see DwConv3x3Fn) on int8 rows. Taps
 // outside the image read as `input_zero_point` (a real zero), so the packed bias, which holds
 // -input_zero_point * (sum of the 9 taps), is right for every window. `packed_w` holds, per
@@ -141,6 +149,7 @@ struct Qs8KernelSet {
   size_t gemm_kr;
   int32_t gemm_input_offset;  // 128 where the GEMM reads A as unsigned bytes, else 0
   Qs8GemmFn gemm;
+  Qs8GemmF32Fn gemm_f32;  // same MR, NR, KR and packing as gemm
   size_t dwconv_cr;
   Qs8DwConv3x3Fn dwconv3x3;
   size_t conv3x3s2c3_cr;

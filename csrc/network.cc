@@ -145,7 +145,13 @@ Shape infer_output_shape(size_t index, const NodeSpec& spec, const std::vector<S
                            spec.kind == OpKind::dense || spec.kind == OpKind::depthwise3x3;
   if (!has_weights) check.check_weights(0, 0, quantized);
   const bool float_layer = spec.kind == OpKind::softmax || spec.kind == OpKind::sigmoid;
-  if (quantized && !float_layer) check.check_quantization(spec.output_quantization, "output");
+  const bool dequantizing = spec.kind == OpKind::conv1x1 || spec.kind == OpKind::dense;
+  if (quantized && !float_layer && !(dequantizing && !spec.output_quantization)) {
+    check.require(spec.output_quantization.has_value(), "an int8 layer needs an output quantization");
+    check.check_quantization(*spec.output_quantization, "output");
+  }
+  check.require(quantized || float_layer || !spec.output_quantization, "a float32 network's node has a quantization");
+  if (float_layer) check.require(!spec.output_quantization, "a float layer takes no output quantization");
   const size_t out_channels = spec.out_channels;
   if (spec.kind == OpKind::conv3x3 || spec.kind == OpKind::conv1x1 || spec.kind == OpKind::dense) {
     check.require(out_channels >= 1 && out_channels <= kMaxTensorFloats,
@@ -239,23 +245,23 @@ std::unique_ptr<Operator> make_operator(const KernelSet& kernels, size_t threads
 // node's inputs.
 std::unique_ptr<Operator> make_qs8_operator(const KernelSet& kernels, size_t threads, const NodeSpec& spec,
                                             Shape in, Shape out, const std::vector<Quantization>& inputs) {
-  const Qs8Layer layer{spec.qs8_kernel, spec.qs8_bias, spec.weight_scale, inputs[0], spec.output_quantization,
-                       spec.clamp};
+  const Quantization output = spec.output_quantization.value_or(Quantization{1.0f, 0});
+  const Qs8Layer layer{spec.qs8_kernel, spec.qs8_bias, spec.weight_scale, inputs[0], output, spec.clamp};
+  const bool float_output = !spec.output_quantization;
   switch (spec.kind) {
     case OpKind::conv3x3:
       return make_qs8_conv3x3s2c3(kernels, in, out.channels, spec.padding, layer);
     case OpKind::conv1x1:
-      return make_qs8_gemm(kernels, in.height * in.width, in.channels, out.channels, layer, threads);
+      return make_qs8_gemm(kernels, in.height * in.width, in.channels, out.channels, layer, threads, float_output);
     case OpKind::dense:
-      return make_qs8_gemm(kernels, 1, in.size(), out.channels, layer, threads);
+      return make_qs8_gemm(kernels, 1, in.size(), out.channels, layer, threads, float_output);
     case OpKind::depthwise3x3:
       return make_qs8_depthwise3x3(kernels, in, spec.stride, spec.padding, layer);
     case OpKind::add:
-      return make_qs8_add(kernels, in.size(), inputs[0], inputs[1], spec.output_quantization, spec.clamp);
+      return make_qs8_add(kernels, in.size(), inputs[0], inputs[1], output, spec.clamp);
     case OpKind::global_avg_pool:
     case OpKind::global_max_pool:
-      return make_qs8_global_pool(kernels, in, spec.kind == OpKind::global_avg_pool, inputs[0],
-                                  spec.output_quantization);
+      return make_qs8_global_pool(kernels, in, spec.kind == OpKind::global_avg_pool, inputs[0], output);
     case OpKind::softmax:
     case OpKind::sigmoid:
       break;
@@ -264,6 +270,17 @@ std::unique_ptr<Operator> make_qs8_operator(const KernelSet& kernels, size_t thr
 }
 
 bool is_float_layer(OpKind kind) { return kind == OpKind::softmax || kind == OpKind::sigmoid; }
+
+// What an int8 network's node computes into: int8, but for the float layers and the
+// dequantizing layers (a GEMM without an output quantization).
+DataType output_type(const NodeSpec& spec, bool quantized) {
+  return quantized && !is_float_layer(spec.kind) && spec.output_quantization ? DataType::qs8 : DataType::float32;
+}
+
+// What a node reads: int8, but for the float layers.
+DataType input_type(const NodeSpec& spec, bool quantized) {
+  return quantized && !is_float_layer(spec.kind) ? DataType::qs8 : DataType::float32;
+}
 
 // Fusing pays where the expanded tensor is large and the weights small (the early, wide
 // blocks): each step of a fused block streams all its weights again, which is free while they
@@ -365,12 +382,18 @@ void run_task(const void* context, size_t index, size_t thread) {
   ctx->op->run_task(index, *ctx->tensors, ctx->scratch + thread * ctx->scratch_bytes);
 }
 
-// The smallest and largest non-NaN value of x[0, n) folded into `range`.
-void fold_range(const float* x, size_t n, std::pair<float, float>& range) {
-  for (size_t i = 0; i < n; ++i) {
-    if (x[i] < range.first) range.first = x[i];
-    if (x[i] > range.second) range.second = x[i];
+// The statistics of `pixels` pixels of `channels` values each.
+ValueStatistics value_statistics(const float* x, size_t pixels, size_t channels) {
+  ValueStatistics statistics{std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                             std::vector<double>(channels, 0.0)};
+  for (size_t p = 0; p < pixels; ++p, x += channels) {
+    for (size_t c = 0; c < channels; ++c) {
+      if (x[c] < statistics.min) statistics.min = x[c];
+      if (x[c] > statistics.max) statistics.max = x[c];
+      statistics.channel_sums[c] += x[c];
+    }
   }
+  return statistics;
 }
 
 size_t checked_threads(size_t threads) {
@@ -407,17 +430,22 @@ Network::Network(const std::string& isa, size_t threads, Shape input,
   std::vector<Shape> node_shapes{input};
   for (size_t i = 0; i < nodes.size(); ++i) {
     node_shapes.push_back(infer_output_shape(i, nodes[i], node_shapes, quantized));
-    add_tensor(node_shapes.back(), quantized && !is_float_layer(nodes[i].kind) ? DataType::qs8 : DataType::float32);
+    add_tensor(node_shapes.back(), output_type(nodes[i], quantized));
   }
 
   // An int8 network's conversions: each float32 tensor an int8 layer reads (the input) and each
   // int8 tensor a float layer reads is converted once, into a tensor of its own.
+  // Only the input and int8 tensors have a quantization, so an int8 layer cannot read a float
+  // layer's output.
   std::vector<Quantization> quantization(shapes_.size(), Quantization{1.0f, 0});
-  for (size_t i = 0; i < nodes.size(); ++i) quantization[i + 1] = nodes[i].output_quantization;
+  for (size_t i = 0; i < nodes.size(); ++i) quantization[i + 1] = nodes[i].output_quantization.value_or(Quantization{1.0f, 0});
   std::vector<size_t> converted(shapes_.size(), 0);  // tensor id -> its converted twin, 0 if none
   const auto reading = [&](size_t node, size_t id) {
-    const DataType wanted = quantized && !is_float_layer(nodes[node].kind) ? DataType::qs8 : DataType::float32;
+    const DataType wanted = input_type(nodes[node], quantized);
     if (types_[id] == wanted) return id;
+    NodeChecker(node, nodes[node]).require(wanted == DataType::float32 || id == 0,
+                                           "an int8 layer cannot read the float32 output of node " +
+                                               std::to_string(id - 1));
     if (converted[id] == 0) {
       converted[id] = add_tensor(shapes_[id], wanted);
       if (wanted == DataType::qs8) {
@@ -448,7 +476,7 @@ Network::Network(const std::string& isa, size_t threads, Shape input,
       input_quantizations.push_back(quantization[inputs.back()]);
     }
     const Shape in = shapes_[inputs[0]], out = shapes_[i + 1];
-    add_step(types_[i + 1] == DataType::qs8
+    add_step(input_type(nodes[i], quantized) == DataType::qs8
                  ? make_qs8_operator(kernels_, threads, nodes[i], in, out, input_quantizations)
                  : make_operator(kernels_, threads, nodes[i], in, out),
              {i, 1}, inputs, i + 1);
@@ -548,8 +576,8 @@ void Network::release_workspace(std::unique_ptr<Workspace> workspace) const {
 }
 
 void Network::run(const float* input, size_t batch, float* output, const RunObserver& observer) const {
-  if (observer.step_ranges != nullptr && quantized()) {
-    throw std::invalid_argument("value ranges are observed on float32 networks only");
+  if (observer.step_statistics != nullptr && quantized()) {
+    throw std::invalid_argument("value statistics are observed on float32 networks only");
   }
   run_steps(input, 0, batch, output, steps_.back().output, 0, steps_.size(), observer);
 }
@@ -572,10 +600,7 @@ void Network::run_steps(const void* input, size_t input_id, size_t batch, void* 
   std::unique_ptr<Workspace> workspace = acquire_workspace(batch);
   std::unique_lock<std::mutex> pool_lock(pool_mutex_, std::try_to_lock);
   if (observer.step_seconds != nullptr) observer.step_seconds->assign(steps_.size(), 0.0);
-  if (observer.step_ranges != nullptr) {
-    observer.step_ranges->assign(steps_.size(), {std::numeric_limits<float>::infinity(),
-                                                 -std::numeric_limits<float>::infinity()});
-  }
+  if (observer.step_statistics != nullptr) observer.step_statistics->assign(steps_.size(), {});
 
   const auto tensor = [&](size_t id) -> void* {
     if (id == input_id) return const_cast<void*>(input);  // read only: no step writes the input
@@ -598,9 +623,10 @@ void Network::run_steps(const void* input, size_t input_id, size_t batch, void* 
       (*observer.step_seconds)[s] =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
-    if (observer.step_ranges != nullptr) {
-      fold_range(static_cast<const float*>(tensors.output), batch * shapes_[step.output].size(),
-                 (*observer.step_ranges)[s]);
+    if (observer.step_statistics != nullptr) {
+      const Shape shape = shapes_[step.output];
+      (*observer.step_statistics)[s] = value_statistics(static_cast<const float*>(tensors.output),
+                                                        batch * shape.height * shape.width, shape.channels);
     }
   }
   pool_lock = {};

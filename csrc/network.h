@@ -33,8 +33,10 @@ enum class OpKind {
 // In an int8 network (one given an input quantization) every node but softmax and sigmoid
 // computes int8 tensors: its weights are `qs8_kernel` (int8, |w| <= 127), `qs8_bias` (int32)
 // and `weight_scale` (float32, one per output channel) instead of `kernel` and `bias`, and
-// `output_quantization` says how its output encodes real values. The clamp is still the
-// activation's real-valued range.
+// `output_quantization` says how its output encodes real values. A conv1x1 or dense node
+// without one outputs float32, its sums dequantized (the network's classifier: its logits
+// are then neither rounded nor clipped to an int8 range); after it only float layers may
+// follow. The clamp is still the activation's real-valued range.
 struct NodeSpec {
   OpKind kind;
   std::vector<size_t> inputs;  // tensor ids: 0 is the network input, i + 1 the output of node i
@@ -50,7 +52,7 @@ struct NodeSpec {
   size_t bias_size = 0;
   const float* weight_scale = nullptr;
   size_t weight_scale_size = 0;
-  Quantization output_quantization{1.0f, 0};
+  std::optional<Quantization> output_quantization;
 };
 
 // What a tensor holds.
@@ -60,11 +62,19 @@ enum class DataType { float32, qs8 };
 // block the nodes form, or none. The last two exist for tests of both paths at any shape.
 enum class Fusion { automatic, always, never };
 
-// What a run may report besides the output: the wall time of each step, and the smallest and
-// largest value each step wrote (over the batch; NaN is ignored).
+// The values one step of a float32 network wrote, over a batch: the smallest and largest (NaN
+// ignored) and the sum of each channel (over images and pixels), as calibration needs them.
+struct ValueStatistics {
+  float min;
+  float max;
+  std::vector<double> channel_sums;
+};
+
+// What a run may report besides the output: the wall time of each step, and the statistics of
+// the values each step wrote.
 struct RunObserver {
   std::vector<double>* step_seconds = nullptr;
-  std::vector<std::pair<float, float>>* step_ranges = nullptr;  // float32 networks only
+  std::vector<ValueStatistics>* step_statistics = nullptr;  // float32 networks only
 };
 
 class Network {
@@ -82,7 +92,7 @@ class Network {
   const KernelSet& kernels() const { return kernels_; }
   size_t threads() const { return pool_.threads(); }
   Shape input_shape() const { return shapes_.front(); }
-  Shape output_shape() const { return shapes_.back(); }
+  Shape output_shape() const { return shapes_[steps_.back().output]; }
 
   bool quantized() const { return input_quantization_.has_value(); }
 

@@ -296,8 +296,9 @@ std::unique_ptr<Operator> make_sigmoid(size_t size_per_image) {
 }
 
 std::unique_ptr<Operator> make_qs8_gemm(const KernelSet& kernels, size_t rows_per_image, size_t k,
-                                        size_t n, const Qs8Layer& layer, size_t threads) {
-  return std::make_unique<GemmOperator<PackedQs8Gemm>>(kernels, rows_per_image, k, n, threads, layer);
+                                        size_t n, const Qs8Layer& layer, size_t threads, bool float_output) {
+  if (float_output) return std::make_unique<GemmOperator<PackedQs8Gemm<float>>>(kernels, rows_per_image, k, n, threads, layer);
+  return std::make_unique<GemmOperator<PackedQs8Gemm<int8_t>>>(kernels, rows_per_image, k, n, threads, layer);
 }
 
 std::unique_ptr<Operator> make_qs8_conv3x3s2c3(const KernelSet& kernels, Shape in,

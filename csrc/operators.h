@@ -134,9 +134,11 @@ std::unique_ptr<Operator> make_global_pool(const KernelSet& kernels, Shape in, b
 std::unique_ptr<Operator> make_softmax(const KernelSet& kernels, size_t size_per_image);
 std::unique_ptr<Operator> make_sigmoid(size_t size_per_image);
 
-// The int8 layers, as their float counterparts above, on int8 tensors.
+// The int8 layers, as their float counterparts above, on int8 tensors. A GEMM with
+// `float_output` writes its outputs dequantized, in float32 (an int8 network's classifier).
 std::unique_ptr<Operator> make_qs8_gemm(const KernelSet& kernels, size_t rows_per_image, size_t k,
-                                        size_t n, const Qs8Layer& layer, size_t threads);
+                                        size_t n, const Qs8Layer& layer, size_t threads,
+                                        bool float_output = false);
 std::unique_ptr<Operator> make_qs8_conv3x3s2c3(const KernelSet& kernels, Shape in,
                                                size_t out_channels, Padding padding,
                                                const Qs8Layer& layer);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 namespace mnengine {
 namespace {
@@ -60,22 +61,43 @@ void PackedGemm::run(size_t rows, const float* a, size_t a_stride, float* c, siz
   });
 }
 
-PackedQs8Gemm::PackedQs8Gemm(const KernelSet& kernels, size_t k, size_t n, const Qs8Layer& layer)
+namespace {
+
+// The scales the packed GEMM weights carry: requantizing to the output's quantization, or, for
+// float32 output, dequantizing (input scale times weight scale).
+std::vector<float> gemm_scales(const Qs8Layer& layer, size_t n, bool float_output) {
+  Qs8Layer scaled = layer;
+  if (float_output) scaled.output = {1.0f, 0};
+  return qs8_requantization_scales(scaled, n);
+}
+
+}  // namespace
+
+template <class OutputType>
+PackedQs8Gemm<OutputType>::PackedQs8Gemm(const KernelSet& kernels, size_t k, size_t n, const Qs8Layer& layer)
     : kernels_(kernels.qs8), k_(k), n_(n),
       panel_bytes_(kernels.qs8.gemm_nr * (2 * sizeof(int32_t) + round_up(k, kernels.qs8.gemm_kr))),
       packed_(pack_qs8_gemm_weights(k, n, kernels.qs8.gemm_nr, kernels.qs8.gemm_kr, layer.kernel, layer.bias,
-                                    qs8_requantization_scales(layer, n).data(), layer.input.zero_point,
-                                    kernels.qs8.gemm_input_offset)),
-      output_(qs8_output(layer.output, layer.clamp)),
-      tiling_(kernels.qs8.gemm_mr, kernels.qs8.gemm_nr, n, panel_bytes_) {}
+                                    gemm_scales(layer, n, std::is_same_v<Output, float>).data(),
+                                    layer.input.zero_point, kernels.qs8.gemm_input_offset)),
+      output_(std::is_same_v<Output, float> ? Qs8Output{0, 0.0f, 0.0f} : qs8_output(layer.output, layer.clamp)),
+      clamp_(layer.clamp), tiling_(kernels.qs8.gemm_mr, kernels.qs8.gemm_nr, n, panel_bytes_) {}
 
-void PackedQs8Gemm::run(size_t rows, const int8_t* a, size_t a_stride, int8_t* c, size_t c_stride,
-                        size_t panel_begin, size_t panel_end) const {
+template <class OutputType>
+void PackedQs8Gemm<OutputType>::run(size_t rows, const int8_t* a, size_t a_stride, Output* c, size_t c_stride,
+                                size_t panel_begin, size_t panel_end) const {
   tiling_.for_each_tile(rows, panel_begin, panel_end, [&](size_t r, size_t mr, size_t p, size_t n0, size_t nc) {
-    kernels_.gemm(mr, nc, k_, a + r * a_stride, a_stride, packed_.data() + p * panel_bytes_,
-                  c + r * c_stride + n0, c_stride, output_);
+    const void* w = packed_.data() + p * panel_bytes_;
+    if constexpr (std::is_same_v<Output, float>) {
+      kernels_.gemm_f32(mr, nc, k_, a + r * a_stride, a_stride, w, c + r * c_stride + n0, c_stride, clamp_);
+    } else {
+      kernels_.gemm(mr, nc, k_, a + r * a_stride, a_stride, w, c + r * c_stride + n0, c_stride, output_);
+    }
   });
 }
+
+template class PackedQs8Gemm<int8_t>;
+template class PackedQs8Gemm<float>;
 
 PackedConv3x3s2c3::PackedConv3x3s2c3(const KernelSet& kernels, Shape in, size_t out_channels,
                                      Padding padding, const float* kernel, const float* bias,

@@ -47,7 +47,8 @@ class GemmTiling {
 // A pointwise (1x1) convolution or dense layer: c[m][n] = clamp(a[m][k] * kernel[k][n] + bias).
 class PackedGemm {
  public:
-  using Element = float;
+  using Input = float;
+  using Output = float;
 
   PackedGemm(const KernelSet& kernels, size_t k, size_t n, const float* kernel, const float* bias,
              Clamp clamp);
@@ -74,10 +75,14 @@ class PackedGemm {
   GemmTiling tiling_;
 };
 
-// The int8 pointwise convolution or dense layer, requantizing into int8.
+// The int8 pointwise convolution or dense layer, requantizing into int8 (Output = int8_t), or
+// dequantizing its sums into float32 (Output = float: an int8 network's classifier, whose
+// logits a softmax reads; the layer's output quantization is then unused).
+template <class OutputType>
 class PackedQs8Gemm {
  public:
-  using Element = int8_t;
+  using Input = int8_t;
+  using Output = OutputType;
 
   PackedQs8Gemm(const KernelSet& kernels, size_t k, size_t n, const Qs8Layer& layer);
 
@@ -87,9 +92,9 @@ class PackedQs8Gemm {
   size_t panels() const { return tiling_.panels(); }
   size_t weight_bytes() const { return (k_ + 2 * sizeof(int32_t)) * n_; }  // with biases and scales
 
-  void run(size_t rows, const int8_t* a, size_t a_stride, int8_t* c, size_t c_stride,
+  void run(size_t rows, const int8_t* a, size_t a_stride, Output* c, size_t c_stride,
            size_t panel_begin, size_t panel_end) const;
-  void run(size_t rows, const int8_t* a, size_t a_stride, int8_t* c, size_t c_stride) const {
+  void run(size_t rows, const int8_t* a, size_t a_stride, Output* c, size_t c_stride) const {
     run(rows, a, a_stride, c, c_stride, 0, panels());
   }
 
@@ -98,7 +103,8 @@ class PackedQs8Gemm {
   size_t k_, n_;
   size_t panel_bytes_;
   ByteBuffer packed_;
-  Qs8Output output_;
+  Qs8Output output_;  // int8 output
+  Clamp clamp_;       // float32 output
   GemmTiling tiling_;
 };
 

@@ -52,6 +52,9 @@ Quantization = Tuple[float, int]  # (scale, zero_point)
 
 #: Operators that compute in float32 in an int8 graph too (on the dequantized input).
 FLOAT_OPS = ("softmax", "sigmoid")
+#: Operators that may output float32 in an int8 graph (no quantization: their int32 sums
+#: dequantized), as its classifier does; only float operators may read their output.
+DEQUANTIZING_OPS = ("conv1x1", "dense")
 
 #: Bounds of int8 graphs, so that every int32 sum stays in range (see csrc/kernels.h): products
 #: per output of a pointwise or dense layer, bias magnitude, pixels of a global pool.
@@ -67,7 +70,8 @@ class Node:
     """One operator. ``inputs`` names earlier nodes (or ``"input"``).
 
     In an int8 graph ``quantization`` is the (scale, zero point) of the node's int8 output
-    (None for softmax and sigmoid, which compute in float32), and the weights are an int8
+    (None for softmax and sigmoid, which compute in float32, and for a conv1x1 or dense layer
+    that outputs its sums dequantized to float32, as a classifier does), and the weights are an int8
     ``kernel`` (values in [-127, 127], symmetric per output channel), an int32 ``bias`` at
     scale input_scale * weight_scale and the float32 ``weight_scale`` of each output channel.
     """
@@ -218,6 +222,7 @@ def _infer_shapes(graph: Graph) -> Dict[str, Shape]:
         if error is not None:
             raise ModelFormatError(f"input quantization {error}")
     shapes: Dict[str, Shape] = {INPUT: tuple(graph.input_shape)}
+    float_outputs: set = set()  # int8 graphs: the nodes that output float32
     activations = math.prod(graph.input_shape)
     for node in graph.nodes:
         if node.op not in OPS:
@@ -289,7 +294,7 @@ def _infer_shapes(graph: Graph) -> Dict[str, Shape]:
         if node.op not in ("conv3x3", "depthwise3x3") and (node.stride != 1 or any(node.padding)):
             raise fail(node, "takes no stride or padding")
         if graph.int8:
-            _check_int8_node(node, (h, w, c), out, fail)
+            _check_int8_node(node, (h, w, c), out, float_outputs, fail)
         shapes[node.name] = out
         activations += math.prod(out)
         if activations > MAX_ACTIVATIONS:
@@ -331,15 +336,23 @@ def _check_weight_types(graph: Graph, node: Node, fail) -> None:
         raise fail(node, f"weight_scale values must be finite and in [{SCALE_RANGE[0]:g}, {SCALE_RANGE[1]:g}]")
 
 
-def _check_int8_node(node: Node, in_shape: Shape, out: Shape, fail) -> None:
-    """What an int8 graph's node must be besides what every node must be."""
+def _check_int8_node(node: Node, in_shape: Shape, out: Shape, float_outputs: set, fail) -> None:
+    """What an int8 graph's node must be besides what every node must be. `float_outputs`
+    names the nodes before it whose output is float32."""
     if node.op in FLOAT_OPS:
         if node.quantization is not None:
             raise fail(node, "computes in float32: it takes no quantization")
+        float_outputs.add(node.name)
     else:
-        error = quantization_error(node.quantization)
-        if error is not None:
-            raise fail(node, f"output quantization {error}")
+        float_input = next((name for name in node.inputs if name in float_outputs), None)
+        if float_input is not None:
+            raise fail(node, f"an int8 layer cannot read {float_input!r}, whose output is float32")
+        if node.quantization is None and node.op in DEQUANTIZING_OPS:
+            float_outputs.add(node.name)
+        else:
+            error = quantization_error(node.quantization)
+            if error is not None:
+                raise fail(node, f"output quantization {error}")
     scale = node.weights.get("weight_scale")
     if scale is not None and tuple(scale.shape) != (out[2],):
         raise fail(node, f"weight_scale shape {tuple(scale.shape)}, expected {(out[2],)}")

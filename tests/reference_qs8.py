@@ -142,9 +142,10 @@ def softmax(x):
 
 def run_graph(graph, x_f32):
     """An int8 mnengine.Graph run layer by layer with the functions above, from the preprocessed
-    float32 input x (N, H, W, C) to the float outputs (float64 for softmax and sigmoid, the
-    dequantized float32 values otherwise). It reads the graph's quantization and weights only;
-    what it computes with them is this module's."""
+    float32 input x (N, H, W, C) to the float outputs (float64 for softmax and sigmoid, float32
+    for a layer without an output quantization, which dequantizes its sums, and the dequantized
+    int8 values otherwise). It reads the graph's quantization and weights only; what it
+    computes with them is this module's."""
     values = {"input": quantize(x_f32, graph.input_quantization)}
     quantization = {"input": graph.input_quantization}
     for node in graph.nodes:
@@ -152,7 +153,7 @@ def run_graph(graph, x_f32):
         x = values[node.inputs[0]]
         w = node.weights
         if node.op in ("softmax", "sigmoid"):
-            real = dequantize(x, q_in).astype(np.float64)
+            real = (x if q_in is None else dequantize(x, q_in)).astype(np.float64)
             values[node.name] = softmax(real) if node.op == "softmax" else 1.0 / (1.0 + np.exp(-real))
             quantization[node.name] = None
             continue
@@ -163,6 +164,16 @@ def run_graph(graph, x_f32):
         elif node.op == "depthwise3x3":
             y = depthwise(x, q_in, w["kernel"], w.get("bias"), w["weight_scale"], q_out, node.activation,
                           node.stride, node.padding)
+        elif node.op in ("conv1x1", "dense") and q_out is None:  # float32 output: the sums dequantized
+            if node.op == "conv1x1":
+                sums = conv_sums(x, q_in[1], w["kernel"][np.newaxis, np.newaxis], w.get("bias"), 1, (0, 0, 0, 0))
+            else:
+                sums = dense_sums(x, q_in[1], w["kernel"], w.get("bias")).reshape(x.shape[0], 1, 1, -1)
+            real = sums.astype(np.float32) * channel_scales(q_in[0], w["weight_scale"], 1.0)
+            low, high = RELU_BOUNDS[node.activation]
+            values[node.name] = np.clip(real, -np.inf if low is None else low, np.inf if high is None else high)
+            quantization[node.name] = None
+            continue
         elif node.op == "conv1x1":
             y = conv(x, q_in, w["kernel"][np.newaxis, np.newaxis], w.get("bias"), w["weight_scale"], q_out,
                      node.activation)

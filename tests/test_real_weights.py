@@ -110,3 +110,37 @@ def test_matches_keras_predict_with_real_weights(fixtures, exported, keras, mode
     assert relative_error(got, expected) < 1e-4
     if model != NO_TOP:  # a feature map's maximum is a ReLU6's 6, tied across many features
         np.testing.assert_array_equal(got.argmax(1), expected.argmax(1))
+
+
+INT8_MODELS = ["keras/mobilenet_2_5_128_tf.h5", "keras/mobilenet_v1_0.5_160_qat_folded.h5",
+               "keras/mobilenet_v2_1.0_224_qat_folded.h5"]
+
+
+@pytest.mark.parametrize("model", INT8_MODELS)
+def test_int8_export_keeps_confident_classifications(fixtures, exported, tmp_path, model):
+    """Quantized with ``--int8 --calibration`` on half the photos, the model classifies each
+    photo of the other half (both ways round, so no photo is classified by a model calibrated
+    on it) as the float model does wherever the float model is confident (top-1 probability
+    above 0.5), and stays close on the rest (bench/int8_accuracy.py reports the full figures)."""
+    arch, alpha, size = ARCHITECTURES[model]
+    float_engine = mnengine.Engine(exported(fixtures, model)[0])
+    photos = sorted(p for p in (fixtures / "photos").iterdir() if p.suffix in (".bmp", ".jpg", ".png"))
+    confident = overlap = 0
+    for calibrate, test in ((photos[0::2], photos[1::2]), (photos[1::2], photos[0::2])):
+        out = tmp_path / "int8.bin"
+        result = run_module("mnengine.export", fixtures / model, "-o", out, "--arch", arch, "--alpha", alpha,
+                            "--size", size, "--int8", "--calibration", *calibrate)
+        assert result.returncode == 0, result.stderr
+        assert f"precision:              int8, calibrated on {len(calibrate)} images" in result.stdout
+        int8_engine = mnengine.Engine(out)
+        assert int8_engine.dtype == "int8"
+        x = float_engine.preprocess(test)
+        expected, got = float_engine.predict(x), int8_engine.predict(x)
+        for photo, p_float, p_int8 in zip(test, expected, got):
+            if p_float.max() > 0.5:
+                confident += 1
+                assert p_int8.argmax() == p_float.argmax(), (photo.name, p_float.max(), p_int8.max())
+            overlap += len(set(np.argsort(-p_float)[:5]) & set(np.argsort(-p_int8)[:5]))
+        assert np.abs(got - expected).mean() < 1e-3
+    assert confident >= 5
+    assert overlap >= 0.6 * 5 * len(photos)

@@ -186,19 +186,32 @@ def measure_mnengine(model: Model, batch: int, threads: int, warmup: int, repeat
 
 
 def python_overhead(model: Model, warmup: int, repeats: int) -> dict:
-    """Engine.predict against the bare kernels (Network.run on preallocated buffers)."""
+    """Engine.predict against the bare kernels (Network.run on preallocated buffers), as the
+    difference within back-to-back pairs of calls (in alternating order): its median and its
+    10th-90th percentile spread, which tells a real overhead from the machine's noise (a
+    difference of two noisy timings may come out negative)."""
     engine = Engine(model.path, threads=1)
     x = random_input(model.graph, 1)
     out = np.empty((1, engine.num_classes), np.float32)
     network = engine._network
-    timings = time_interleaved(
-        {"predict": lambda: engine.predict(x), "kernels": lambda: network.run(x, out)}, warmup, repeats
-    )
+    calls = {"predict": lambda: engine.predict(x), "kernels": lambda: network.run(x, out)}
+    for _ in range(warmup):
+        for call in calls.values():
+            call()
+    seconds: Dict[str, List[float]] = {name: [] for name in calls}
+    for i in range(repeats):
+        for name in (("predict", "kernels") if i % 2 == 0 else ("kernels", "predict")):
+            start = time.perf_counter()
+            calls[name]()
+            seconds[name].append(time.perf_counter() - start)
+    differences_us = (np.array(seconds["predict"]) - np.array(seconds["kernels"])) * 1e6
     return {
         "model": model.name,
-        "predict_ms": timings["predict"].median_ms,
-        "kernels_ms": timings["kernels"].median_ms,
-        "overhead_us": (timings["predict"].median_ms - timings["kernels"].median_ms) * 1e3,
+        "predict_ms": float(np.median(seconds["predict"])) * 1e3,
+        "kernels_ms": float(np.median(seconds["kernels"])) * 1e3,
+        "overhead_us": float(np.median(differences_us)),
+        "overhead_p10_us": float(np.percentile(differences_us, 10)),
+        "overhead_p90_us": float(np.percentile(differences_us, 90)),
     }
 
 
@@ -360,8 +373,10 @@ def print_report(report: Dict[str, object]) -> None:
         print()
         print(format_table(report["mnengine"], MNENGINE_COLUMNS))
         overhead = report["overhead"]
-        print(f"\nPython overhead per predict on {overhead['model']}: {overhead['overhead_us']:.1f} us "
-              f"(predict {overhead['predict_ms']:.3f} ms, kernels alone {overhead['kernels_ms']:.3f} ms)")
+        print(f"\nPython overhead per predict on {overhead['model']}: {overhead['overhead_us']:.1f} us, "
+              f"p10-p90 of the paired differences {overhead['overhead_p10_us']:.1f} to "
+              f"{overhead['overhead_p90_us']:.1f} us (predict {overhead['predict_ms']:.3f} ms, kernels alone "
+              f"{overhead['kernels_ms']:.3f} ms)")
     if "int8" in report:
         print()
         print(format_table(report["int8"], INT8_COLUMNS))

@@ -6,6 +6,7 @@ Qs8KernelSet qs8_scalar_kernels() {
   return {
       "scalar",
       /*gemm_mr=*/4, /*gemm_nr=*/4, /*gemm_kr=*/1, /*gemm_input_offset=*/0, qs8_gemm_4x4__scalar,
+      qs8_gemm_f32_4x4__scalar,
       /*dwconv_cr=*/1, qs8_dwconv3x3__scalar,
       /*conv3x3s2c3_cr=*/1, qs8_conv3x3s2c3__scalar,
       qs8_vadd__scalar,

@@ -1,13 +1,17 @@
-// qs8-gemm 4x4 scalar: the reference int8 GEMM on weights packed with NR = 4, KR = 1.
+// qs8-gemm 4x4 scalar and qs8-gemm-f32 4x4 scalar: the reference int8 GEMMs on weights packed
+// with NR = 4, KR = 1; one walks the panels for both, and only the output stage differs.
 #include <cstring>
 
 #include "../qs8-requantize.h"
 #include "scalar.h"
 
 namespace mnengine {
+namespace {
 
-void qs8_gemm_4x4__scalar(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
-                          const void* packed_w, int8_t* c, size_t c_stride, const Qs8Output& output) {
+// Calls store(i, column, acc, scale) for every output of the first mr rows and nc columns.
+template <class Store>
+void gemm_4x4(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride, const void* packed_w,
+              Store&& store) {
   constexpr size_t kMR = 4, kNR = 4;
   const auto* w = static_cast<const uint8_t*>(packed_w);
   for (size_t n0 = 0; n0 < nc; n0 += kNR) {
@@ -30,8 +34,24 @@ void qs8_gemm_4x4__scalar(size_t mr, size_t nc, size_t kc, const int8_t* a, size
     w += sizeof(scale);
     const size_t cols = nc - n0 < kNR ? nc - n0 : kNR;
     for (size_t i = 0; i < mr; ++i)
-      for (size_t j = 0; j < cols; ++j) c[i * c_stride + n0 + j] = qs8_requantize(acc[i][j], scale[j], output);
+      for (size_t j = 0; j < cols; ++j) store(i, n0 + j, acc[i][j], scale[j]);
   }
+}
+
+}  // namespace
+
+void qs8_gemm_4x4__scalar(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
+                          const void* packed_w, int8_t* c, size_t c_stride, const Qs8Output& output) {
+  gemm_4x4(mr, nc, kc, a, a_stride, packed_w, [&](size_t i, size_t n, int32_t acc, float scale) {
+    c[i * c_stride + n] = qs8_requantize(acc, scale, output);
+  });
+}
+
+void qs8_gemm_f32_4x4__scalar(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
+                              const void* packed_w, float* c, size_t c_stride, Clamp clamp) {
+  gemm_4x4(mr, nc, kc, a, a_stride, packed_w, [&](size_t i, size_t n, int32_t acc, float scale) {
+    c[i * c_stride + n] = clamp_value(static_cast<float>(acc) * scale, clamp);
+  });
 }
 
 }  // namespace mnengine
