@@ -116,4 +116,4 @@ def test_int8_peer_close_to_mnengine(tmp_path, name, factory):
     assert files[True] < 0.4 * files[False], files
     got = np.asarray(run()).reshape(1, -1)
     assert np.abs(got - expected).max() < 0.06
-    assert got.argmax() == expected.argmax() == np.asarray(float_run()).reshape(1, -1).argmax()
+    assert np.abs(got - np.asarray(float_run()).reshape(1, -1)).max() < 0.06
