@@ -22,4 +22,12 @@ void f32_gmaxpool__avx2(size_t pixels, size_t channels, const float* x, float* y
 void f32_softmax__avx2_fma(size_t n, const float* x, float* y);
 uint64_t f32_fma_peak__avx2_fma(uint64_t iterations, float* sink);
 
+void qs8_gemm_6x16c2__avx2(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
+                           const void* packed_w, int8_t* c, size_t c_stride, const Qs8Output& output);
+uint64_t qs8_dot_peak__avx2(uint64_t iterations, int32_t* sink);
+
+// The AVX2 int8 kernel family, shared by the avx2_fma and avx512f kernel sets and used by
+// avx512vnni for the layers its own kernels do not cover.
+Qs8KernelSet qs8_avx2_kernels();
+
 }  // namespace mnengine

@@ -42,5 +42,43 @@ struct Simd {
   static Vec clamp(Vec x, Vec lo, Vec hi) { return avx2::clamp(x, lo, hi); }
 };
 
+// Requantization of int32 sums, 16 outputs at a time (Qs8Output in kernels.h): float(sum) *
+// scale, clamped above at max in float (a float beyond int32 would convert to INT32_MIN),
+// rounded to nearest even by VCVTPS2DQ; packed with signed saturation to int16, plus the zero
+// point with saturation, packed to int8 and clamped to the output range there. Since the
+// range's bounds are integers and every step is monotonic, that is the reference's clamp,
+// round, add (a sum below -2^31 saturates to the lower bound, as there). In an anonymous
+// namespace, as every inline function of an ISA's kernels should be, so that the linker cannot
+// pick one compiled for AVX2 for code that runs on other CPUs.
+namespace {
+
+struct Qs8Requantization {
+  __m256 max;           // output maximum less zero point
+  __m256i zero_point;   // in 16 int16 lanes
+  __m128i low, high;    // output range, in 16 int8 lanes
+  __m256i order;        // the dword permutation that undoes the packs' 128-bit lane interleave
+
+  explicit Qs8Requantization(const Qs8Output& output)
+      : max(_mm256_set1_ps(output.max)),
+        zero_point(_mm256_set1_epi16(static_cast<int16_t>(output.zero_point))),
+        low(_mm_set1_epi8(static_cast<char>(static_cast<int32_t>(output.min) + output.zero_point))),
+        high(_mm_set1_epi8(static_cast<char>(static_cast<int32_t>(output.max) + output.zero_point))),
+        order(_mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)) {}
+
+  __m256i to_int32(__m256i sum, __m256 scale) const {
+    return _mm256_cvtps_epi32(_mm256_min_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sum), scale), max));
+  }
+
+  // Outputs 0-7 (q0) and 8-15 (q1) as 16 int8 in order. VPACKSSDW and VPACKSSWB interleave
+  // their operands per 128-bit lane (q0[0..3], q1[0..3] low; q0[4..7], q1[4..7] high), which
+  // `order` puts back in column order.
+  __m128i pack(__m256i q0, __m256i q1) const {
+    const __m256i words = _mm256_adds_epi16(_mm256_packs_epi32(q0, q1), zero_point);
+    const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(words, words), order);
+    return _mm_min_epi8(_mm_max_epi8(_mm256_castsi256_si128(bytes), low), high);
+  }
+};
+
+}  // namespace
 }  // namespace avx2
 }  // namespace mnengine

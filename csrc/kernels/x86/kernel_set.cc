@@ -1,8 +1,21 @@
 #include "avx2_fma.h"
 #include "avx512f.h"
+#include "avx512vnni.h"
 #include "../scalar/scalar.h"
 
 namespace mnengine {
+
+Qs8KernelSet qs8_avx2_kernels() {
+  Qs8KernelSet set = qs8_scalar_kernels();
+  set.name = "avx2";
+  set.gemm_mr = 6;
+  set.gemm_nr = 16;
+  set.gemm_kr = 2;
+  set.gemm_input_offset = 0;
+  set.gemm = qs8_gemm_6x16c2__avx2;
+  set.dot_peak = qs8_dot_peak__avx2;
+  return set;
+}
 
 const KernelSet& avx2_fma_kernels() {
   static const KernelSet set = {
@@ -16,7 +29,7 @@ const KernelSet& avx2_fma_kernels() {
       f32_gmaxpool__avx2,
       f32_softmax__avx2_fma,
       f32_fma_peak__avx2_fma,
-      qs8_scalar_kernels(),
+      qs8_avx2_kernels(),
   };
   return set;
 }
@@ -33,7 +46,7 @@ const KernelSet& avx512f_kernels() {
       f32_gmaxpool__avx2,
       f32_softmax__avx2_fma,
       f32_fma_peak__avx512f,
-      qs8_scalar_kernels(),
+      qs8_avx2_kernels(),
   };
   return set;
 }
@@ -42,7 +55,14 @@ const KernelSet& avx512vnni_kernels() {
   static const KernelSet set = [] {
     KernelSet vnni = avx512f_kernels();
     vnni.isa = "avx512vnni";
-    vnni.qs8 = qs8_scalar_kernels();
+    vnni.qs8 = qs8_avx2_kernels();
+    vnni.qs8.name = "avx512vnni";
+    vnni.qs8.gemm_mr = 6;
+    vnni.qs8.gemm_nr = 64;
+    vnni.qs8.gemm_kr = 4;
+    vnni.qs8.gemm_input_offset = 128;  // VPDPBUSD reads A as unsigned a + 128
+    vnni.qs8.gemm = qs8_gemm_6x64c4__avx512vnni;
+    vnni.qs8.dot_peak = qs8_dot_peak__avx512vnni;
     return vnni;
   }();
   return set;
