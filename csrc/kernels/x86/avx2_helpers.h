@@ -3,6 +3,8 @@
 
 #include <immintrin.h>
 
+#include <cstring>
+
 #include "avx2_fma.h"
 
 namespace mnengine {
@@ -65,8 +67,11 @@ struct Qs8Requantization {
         high(_mm_set1_epi8(static_cast<char>(static_cast<int32_t>(output.max) + output.zero_point))),
         order(_mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)) {}
 
+  // A requantized value before the zero point: clamped above, rounded to nearest even.
+  __m256i round(__m256 value) const { return _mm256_cvtps_epi32(_mm256_min_ps(value, max)); }
+
   __m256i to_int32(__m256i sum, __m256 scale) const {
-    return _mm256_cvtps_epi32(_mm256_min_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sum), scale), max));
+    return round(_mm256_mul_ps(_mm256_cvtepi32_ps(sum), scale));
   }
 
   // Outputs 0-7 (q0) and 8-15 (q1) as 16 int8 in order. VPACKSSDW and VPACKSSWB interleave
@@ -75,9 +80,35 @@ struct Qs8Requantization {
   __m128i pack(__m256i q0, __m256i q1) const {
     const __m256i words = _mm256_adds_epi16(_mm256_packs_epi32(q0, q1), zero_point);
     const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(words, words), order);
-    return _mm_min_epi8(_mm_max_epi8(_mm256_castsi256_si128(bytes), low), high);
+    return clamp(_mm256_castsi256_si128(bytes));
   }
+
+  // 16 outputs whose int32 lanes hold channels 0-3 and 8-11 (lo) and 4-7 and 12-15 (hi), as
+  // VPUNPCK[LH]WD leave int16 pairs, as 16 int8 in order: VPACKSSDW's own lane interleave puts
+  // them back in order, and VPACKSSWB leaves channels 0-7 and 8-15 in qwords 0 and 2.
+  __m128i pack_lanes(__m256i lo, __m256i hi) const {
+    const __m256i words = _mm256_adds_epi16(_mm256_packs_epi32(lo, hi), zero_point);
+    const __m256i bytes = _mm256_permute4x64_epi64(_mm256_packs_epi16(words, words), 0x08);
+    return clamp(_mm256_castsi256_si128(bytes));
+  }
+
+  __m128i clamp(__m128i bytes) const { return _mm_min_epi8(_mm_max_epi8(bytes, low), high); }
 };
+
+// Bytes [0, count) of p (count < 16) in the low lanes, zeros after: AVX2 has no byte-masked
+// load, and reading a whole vector could cross into an unmapped page.
+inline __m128i load_tail(const int8_t* p, size_t count) {
+  alignas(16) int8_t bytes[16] = {};
+  std::memcpy(bytes, p, count);
+  return _mm_load_si128(reinterpret_cast<const __m128i*>(bytes));
+}
+
+// The low `count` (< 16) bytes of v to p.
+inline void store_tail(int8_t* p, __m128i v, size_t count) {
+  alignas(16) int8_t bytes[16];
+  _mm_store_si128(reinterpret_cast<__m128i*>(bytes), v);
+  std::memcpy(p, bytes, count);
+}
 
 }  // namespace
 }  // namespace avx2

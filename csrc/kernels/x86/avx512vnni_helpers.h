@@ -50,10 +50,16 @@ struct Requantization {
   // VPACKSSDW and VPACKSSWB interleave their operands per 128-bit lane: lane L ends up with
   // q0[4L..4L+3], q1[4L..4L+3], q2[...], q3[...], which `order` puts back in column order.
   __m512i pack(__m512i q0, __m512i q1, __m512i q2, __m512i q3) const {
+    return _mm512_permutexvar_epi32(order, pack_lanes(q0, q1, q2, q3));
+  }
+
+  // The same for vectors whose lane L holds outputs 16L + 4m .. 16L + 4m + 3 (q_m), as
+  // VPUNPCK[LH]BW then VPUNPCK[LH]WD leave 64 channels of four rows: then the packs' interleave
+  // is the one that puts them in order.
+  __m512i pack_lanes(__m512i q0, __m512i q1, __m512i q2, __m512i q3) const {
     const __m512i q01 = _mm512_adds_epi16(_mm512_packs_epi32(q0, q1), zero_point);
     const __m512i q23 = _mm512_adds_epi16(_mm512_packs_epi32(q2, q3), zero_point);
-    const __m512i bytes = _mm512_permutexvar_epi32(order, _mm512_packs_epi16(q01, q23));
-    return _mm512_min_epi8(_mm512_max_epi8(bytes, low), high);
+    return _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(q01, q23), low), high);
   }
 };
 

@@ -13,6 +13,13 @@ Qs8KernelSet qs8_avx2_kernels() {
   set.gemm_kr = 2;
   set.gemm_input_offset = 0;
   set.gemm = qs8_gemm_6x16c2__avx2;
+  set.dwconv_cr = 16;
+  set.dwconv3x3 = qs8_dwconv3x3__avx2;
+  set.vadd = qs8_vadd__avx2;
+  set.global_avg_pool = qs8_gavgpool__avx2;
+  set.global_max_pool = qs8_gmaxpool__avx2;
+  set.quantize = qs8_quantize__avx2;
+  set.dequantize = qs8_dequantize__avx2;
   set.dot_peak = qs8_dot_peak__avx2;
   return set;
 }
@@ -62,6 +69,8 @@ const KernelSet& avx512vnni_kernels() {
     vnni.qs8.gemm_kr = 4;
     vnni.qs8.gemm_input_offset = 128;  // VPDPBUSD reads A as unsigned a + 128
     vnni.qs8.gemm = qs8_gemm_6x64c4__avx512vnni;
+    vnni.qs8.dwconv_cr = 64;
+    vnni.qs8.dwconv3x3 = qs8_dwconv3x3__avx512vnni;
     vnni.qs8.dot_peak = qs8_dot_peak__avx512vnni;
     return vnni;
   }();

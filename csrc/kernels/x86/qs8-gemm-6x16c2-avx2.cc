@@ -24,7 +24,9 @@
 namespace mnengine {
 namespace {
 
+using avx2::load_tail;
 using avx2::Qs8Requantization;
+using avx2::store_tail;
 
 constexpr size_t kNR = 16;                   // columns per panel: 2 ymm of 8 int32 sums
 constexpr size_t kKR = 2;                    // k per int32 lane of VPMADDWD
@@ -33,14 +35,7 @@ constexpr size_t kChunk = 16;                // k of a row sign-extended into th
 
 // Sign-extends a[0, count) (count <= 16) into `out`, zeros after.
 inline void widen_chunk(const int8_t* a, size_t count, int16_t* out) {
-  __m128i bytes;
-  if (count == kChunk) {
-    bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a));
-  } else {
-    alignas(16) int8_t tail[kChunk] = {};
-    std::memcpy(tail, a, count);
-    bytes = _mm_load_si128(reinterpret_cast<const __m128i*>(tail));
-  }
+  const __m128i bytes = count == kChunk ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(a)) : load_tail(a, count);
   _mm256_store_si256(reinterpret_cast<__m256i*>(out), _mm256_cvtepi8_epi16(bytes));
 }
 
@@ -48,9 +43,7 @@ inline void store_row(int8_t* c, __m128i out, size_t columns) {
   if (columns >= kNR) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(c), out);
   } else {
-    alignas(16) int8_t bytes[kNR];
-    _mm_store_si128(reinterpret_cast<__m128i*>(bytes), out);
-    std::memcpy(c, bytes, columns);
+    store_tail(c, out, columns);
   }
 }
 
