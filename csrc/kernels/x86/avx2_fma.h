@@ -27,6 +27,9 @@ void qs8_gemm_6x16c2__avx2(size_t mr, size_t nc, size_t kc, const int8_t* a, siz
 void qs8_dwconv3x3__avx2(size_t channels, size_t out_rows, size_t out_width, size_t in_width,
                          size_t stride, size_t pad_left, const int8_t* const* rows, const void* packed_w,
                          int8_t* out, int32_t input_zero_point, const Qs8Output& output);
+void qs8_conv3x3s2c3__avx2(size_t channels, size_t out_width, size_t in_width, size_t pad_left,
+                           const int8_t* const* rows, const void* packed_w, int8_t* out,
+                           int32_t input_zero_point, const Qs8Output& output);
 void qs8_vadd__avx2(size_t n, const int8_t* a, const int8_t* b, int8_t* y, const Qs8AddParams& params);
 void qs8_gavgpool__avx2(size_t pixels, size_t channels, const int8_t* x, int8_t* y,
                         int32_t input_zero_point, float scale, const Qs8Output& output);

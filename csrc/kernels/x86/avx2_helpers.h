@@ -95,6 +95,29 @@ struct Qs8Requantization {
   __m128i clamp(__m128i bytes) const { return _mm_min_epi8(_mm_max_epi8(bytes, low), high); }
 };
 
+// 16 channels' int32 sums (or int16 pairs) as VPUNPCK[LH]WD of two vectors of 16 int16 leave
+// them: the interleave works within 128-bit lanes. Qs8Requantization::pack_lanes undoes it.
+struct Qs8Pairs {
+  __m256i lo;  // channels 0-3, 8-11
+  __m256i hi;  // channels 4-7, 12-15
+};
+
+// 16 consecutive 4-byte values (biases, scales) rearranged into the lo/hi order of Qs8Pairs.
+inline Qs8Pairs split_lanes(const uint8_t* p) {
+  const __m256i first = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  const __m256i second = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32));
+  return {_mm256_permute2x128_si256(first, second, 0x20), _mm256_permute2x128_si256(first, second, 0x31)};
+}
+
+// acc + madd(x, w). The empty asm makes each sum a value of its own: integer adds associate, and
+// GCC otherwise regrouped a block's sums so that all its products were live at once, spilled to
+// the stack (the first-layer kernel ran 1.3x slower than the float one that way).
+inline __m256i madd_add(__m256i acc, __m256i x, __m256i w) {
+  acc = _mm256_add_epi32(acc, _mm256_madd_epi16(x, w));
+  __asm__("" : "+x"(acc));
+  return acc;
+}
+
 // Bytes [0, count) of p (count < 16) in the low lanes, zeros after: AVX2 has no byte-masked
 // load, and reading a whole vector could cross into an unmapped page.
 inline __m128i load_tail(const int8_t* p, size_t count) {

@@ -12,6 +12,9 @@ void qs8_gemm_6x64c4__avx512vnni(size_t mr, size_t nc, size_t kc, const int8_t* 
 void qs8_dwconv3x3__avx512vnni(size_t channels, size_t out_rows, size_t out_width, size_t in_width,
                                size_t stride, size_t pad_left, const int8_t* const* rows, const void* packed_w,
                                int8_t* out, int32_t input_zero_point, const Qs8Output& output);
+void qs8_conv3x3s2c3__avx512vnni(size_t channels, size_t out_width, size_t in_width, size_t pad_left,
+                                 const int8_t* const* rows, const void* packed_w, int8_t* out,
+                                 int32_t input_zero_point, const Qs8Output& output);
 uint64_t qs8_dot_peak__avx512vnni(uint64_t iterations, int32_t* sink);
 
 }  // namespace mnengine

@@ -15,6 +15,8 @@ Qs8KernelSet qs8_avx2_kernels() {
   set.gemm = qs8_gemm_6x16c2__avx2;
   set.dwconv_cr = 16;
   set.dwconv3x3 = qs8_dwconv3x3__avx2;
+  set.conv3x3s2c3_cr = 16;
+  set.conv3x3s2c3 = qs8_conv3x3s2c3__avx2;
   set.vadd = qs8_vadd__avx2;
   set.global_avg_pool = qs8_gavgpool__avx2;
   set.global_max_pool = qs8_gmaxpool__avx2;
@@ -71,6 +73,8 @@ const KernelSet& avx512vnni_kernels() {
     vnni.qs8.gemm = qs8_gemm_6x64c4__avx512vnni;
     vnni.qs8.dwconv_cr = 64;
     vnni.qs8.dwconv3x3 = qs8_dwconv3x3__avx512vnni;
+    vnni.qs8.conv3x3s2c3_cr = 16;
+    vnni.qs8.conv3x3s2c3 = qs8_conv3x3s2c3__avx512vnni;
     vnni.qs8.dot_peak = qs8_dot_peak__avx512vnni;
     return vnni;
   }();

@@ -27,7 +27,10 @@ namespace mnengine {
 namespace {
 
 using avx2::load_tail;
+using avx2::madd_add;
+using avx2::Qs8Pairs;
 using avx2::Qs8Requantization;
+using avx2::split_lanes;
 using avx2::store_tail;
 
 constexpr size_t kCR = 16;
@@ -37,22 +40,9 @@ constexpr size_t kTapsOffset = kCR * sizeof(int32_t);
 constexpr size_t kScalesOffset = kTapsOffset + kTaps * kCR;
 constexpr size_t kGroupBytes = kScalesOffset + kCR * sizeof(float);
 
-// A column's two rows of 16 channels as int16 pairs, one channel per dword.
-struct Pairs {
-  __m256i lo;  // channels 0-3, 8-11
-  __m256i hi;  // channels 4-7, 12-15
-};
-
-inline Pairs interleave(__m128i a, __m128i b) {
+inline Qs8Pairs interleave(__m128i a, __m128i b) {
   const __m256i wa = _mm256_cvtepi8_epi16(a), wb = _mm256_cvtepi8_epi16(b);
   return {_mm256_unpacklo_epi16(wa, wb), _mm256_unpackhi_epi16(wa, wb)};
-}
-
-// 16 consecutive 4-byte values rearranged into the lo/hi channel order of Pairs.
-inline Pairs split_lanes(const uint8_t* p) {
-  const __m256i first = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  const __m256i second = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32));
-  return {_mm256_permute2x128_si256(first, second, 0x20), _mm256_permute2x128_si256(first, second, 0x31)};
 }
 
 inline __m128i load16(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
@@ -76,8 +66,8 @@ struct Geometry {
 // of window column kx for output row o.
 template <class G>
 struct PairedGroup {
-  Pairs bias, scale;
-  Pairs taps[G::kOutRows][G::kPairs][3];
+  Qs8Pairs bias, scale;
+  Qs8Pairs taps[G::kOutRows][G::kPairs][3];
 
   explicit PairedGroup(const uint8_t* packed) : bias(split_lanes(packed)), scale(split_lanes(packed + kScalesOffset)) {
     const uint8_t* t = packed + kTapsOffset;
@@ -103,10 +93,6 @@ struct Tail {
   void store(int8_t* p, __m128i v) const { store_tail(p, v, count); }
 };
 
-inline __m256i madd_add(__m256i acc, __m256i x, const __m256i& w) {
-  return _mm256_add_epi32(acc, _mm256_madd_epi16(x, w));
-}
-
 // kPixels adjacent output pixels of the G::kOutRows rows, one group. `rows` point at the
 // group's channels of each input row, ix0 is the first input column of the block's windows
 // (wrapped if left of the image); pixels are `channels` apart in `out`, rows `out_stride`.
@@ -115,7 +101,7 @@ inline void block(Lanes lanes, const PairedGroup<G>& group, size_t channels, siz
                   size_t ix0, const int8_t* const* rows, __m128i padding, int8_t* out,
                   size_t out_stride, const Qs8Requantization& rq) {
   constexpr size_t kColumns = (kPixels - 1) * G::kStride + 3;
-  Pairs acc[G::kOutRows][kPixels];
+  Qs8Pairs acc[G::kOutRows][kPixels];
   MNENGINE_UNROLL
   for (size_t o = 0; o < G::kOutRows; ++o) {
     MNENGINE_UNROLL
@@ -132,7 +118,7 @@ inline void block(Lanes lanes, const PairedGroup<G>& group, size_t channels, siz
       MNENGINE_UNROLL
       for (size_t r = 0; r < G::kInRows; ++r) x[r] = padding;
     }
-    Pairs pairs[G::kPairs];
+    Qs8Pairs pairs[G::kPairs];
     MNENGINE_UNROLL
     for (size_t j = 0; j < G::kPairs; ++j) pairs[j] = interleave(x[2 * j], x[2 * j + 1 < G::kInRows ? 2 * j + 1 : 2 * j]);
     MNENGINE_UNROLL
