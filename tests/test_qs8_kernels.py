@@ -6,6 +6,10 @@ convolutions over every height and width from 1 to 17 each stride and padding mo
 (widths 1 to 64 for the first layer), channel counts 1 to 100 meeting every remainder of the
 kernels' channel groups; pointwise convolutions over every pair of those channel counts and 1
 to 17 rows, and MobileNet's deep layers; batch 1 and 3, one and two threads, every activation.
+The int8 kernels' own tiles add to it (see qs8_window_cases, qs8_rgb_stride2_cases,
+qs8_gemm_cases): depthwise channel counts past two groups of 64, first-layer widths past runs
+of 32 output pixels, and GEMM depths and widths that meet every remainder of KR = 2 and 4, of
+16- and 64-deep chunks of A and of 64-column panels.
 Each case runs twice, its int8 output first filled with one sentinel and then another, so an
 element no kernel wrote fails whichever value it would have held.
 """
@@ -18,9 +22,45 @@ import pytest
 import reference_qs8 as ref
 from mnengine import _core
 from mnengine.graph import ACTIVATIONS, Graph, Node
-from test_kernels import CHANNELS, gemm_cases, padding_for, rgb_stride2_cases, window_cases
+from test_kernels import (CHANNELS, PAD_MODES, SIZES, gemm_cases, padding_for, rgb_stride2_cases,
+                          window_cases, window_fits)
 
 SENTINELS = (85, -86)
+
+
+def qs8_window_cases():
+    """The float sweep, and for each stride and padding mode two channel counts past two of the
+    VNNI depthwise kernel's 64-channel groups (130: two full groups and a tail of 2; 192: three
+    full), batch and threads alternating."""
+    cases = window_cases()
+    activations = list(ACTIVATIONS)
+    for i, ((stride, mode), channels) in enumerate(itertools.product(itertools.product((1, 2), PAD_MODES), (130, 192))):
+        sizes = [size for size in SIZES if window_fits(mode, size, stride)]
+        h, w = sizes[(3 * i) % len(sizes)], sizes[(5 * i + 4) % len(sizes)]
+        cases.append((channels, h, w, stride, mode, 1 + 2 * (i % 2), 1 + i // 2 % 2, activations[i % 3]))
+    return cases
+
+
+def qs8_rgb_stride2_cases():
+    """The float sweep (widths 1 to 64: up to 32 output pixels), and widths whose rows take two
+    to five of the x86 kernels' runs of 32 output pixels, with their remainders."""
+    cases = rgb_stride2_cases()
+    activations = list(ACTIVATIONS)
+    for i, (mode, w) in enumerate(itertools.product(PAD_MODES, (65, 66, 67, 130, 257))):
+        cases.append((CHANNELS[i % len(CHANNELS)], 3 + i % 2, w, mode, 1 + i % 2, 1 + i // 2 % 2, activations[i % 3]))
+    return cases
+
+
+def qs8_gemm_cases():
+    """The float sweep, and depths and widths for the x86 int8 GEMMs' tiles: k = 2 and 6 (k mod 4
+    = 2, which the float sweep's depths miss), 64, 66, 130 and 191 (one to three 64-deep chunks
+    of A and a tail), against n = 50 and 63 (a last panel of 4 vectors, partly filled), 64, 65
+    and 129 (full panels and one column over), rows cycling through every row count."""
+    cases = gemm_cases()
+    activations = list(ACTIVATIONS)
+    for i, (k, n) in enumerate(itertools.product((2, 6, 64, 66, 130, 191), (50, 63, 64, 65, 129))):
+        cases.append((1 + i % 7, 1 + i % 3, k, n, 1 + 2 * (i % 2), 1 + i // 2 % 2, activations[i % 3]))
+    return cases
 
 
 def random_quantization(rng, zero_point_range=(-128, 127)):
@@ -75,7 +115,7 @@ def assert_bit_exact(actual, expected):
         f"{actual.flat[differ[0]]} instead of {expected.flat[differ[0]]}")
 
 
-@pytest.mark.parametrize("channels,h,w,stride,mode,batch,threads,activation", window_cases())
+@pytest.mark.parametrize("channels,h,w,stride,mode,batch,threads,activation", qs8_window_cases())
 def test_qs8_depthwise3x3(qs8_isa, rng, channels, h, w, stride, mode, batch, threads, activation):
     padding = padding_for(mode, h, w, stride)
     input_q = random_quantization(rng)
@@ -90,7 +130,7 @@ def test_qs8_depthwise3x3(qs8_isa, rng, channels, h, w, stride, mode, batch, thr
     assert_bit_exact(y, expected)
 
 
-@pytest.mark.parametrize("channels,h,w,mode,batch,threads,activation", rgb_stride2_cases())
+@pytest.mark.parametrize("channels,h,w,mode,batch,threads,activation", qs8_rgb_stride2_cases())
 def test_qs8_conv3x3_rgb_stride2(qs8_isa, rng, channels, h, w, mode, batch, threads, activation):
     padding = padding_for(mode, h, w, 2)
     input_q = random_quantization(rng)
@@ -105,7 +145,7 @@ def test_qs8_conv3x3_rgb_stride2(qs8_isa, rng, channels, h, w, mode, batch, thre
     assert_bit_exact(y, expected)
 
 
-@pytest.mark.parametrize("h,w,k,n,batch,threads,activation", gemm_cases())
+@pytest.mark.parametrize("h,w,k,n,batch,threads,activation", qs8_gemm_cases())
 def test_qs8_conv1x1(qs8_isa, rng, h, w, k, n, batch, threads, activation):
     input_q = random_quantization(rng)
     weights = random_weights(rng, (k, n), n, with_bias=(h + k) % 5 != 0)

@@ -15,7 +15,7 @@
 // divide MobileNet's channel counts.
 //
 // Each row count 1..6 and each panel width of 1..4 vectors has its own instantiation (a last
-// panel of 48 columns or fewer computes only the vectors it stores). The k tail is read with a
+// panel of fewer than 64 columns computes only the vectors it stores). The k tail is read with a
 // byte-masked load: its missing bytes become 0x80 in the buffer and meet zero weights.
 #include <cstring>
 #include <utility>
@@ -149,7 +149,8 @@ void gemm_rows(size_t nc, size_t kc, const int8_t* a, size_t a_stride, const uin
     case 0: return;
     case 1: return panel<1>(rows, kc, a_row, w, c_row, nc, rq);
     case 2: return panel<2>(rows, kc, a_row, w, c_row, nc, rq);
-    default: return panel<3>(rows, kc, a_row, w, c_row, nc, rq);
+    case 3: return panel<3>(rows, kc, a_row, w, c_row, nc, rq);
+    default: return panel<4>(rows, kc, a_row, w, c_row, nc, rq);
   }
 }
 
