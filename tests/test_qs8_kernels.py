@@ -160,6 +160,38 @@ def test_qs8_conv1x1(qs8_isa, rng, h, w, k, n, batch, threads, activation):
     assert_bit_exact(y, expected)
 
 
+@pytest.mark.parametrize("op,h,w,c,n,stride,mode", [
+    ("conv1x1", 13, 1, 17, 70, 1, None), ("conv1x1", 7, 2, 130, 64, 1, None), ("conv1x1", 3, 1, 66, 129, 1, None),
+    ("depthwise3x3", 9, 9, 70, 70, 1, "same"), ("depthwise3x3", 8, 11, 130, 130, 2, "asymmetric"),
+    ("conv3x3", 5, 67, 3, 33, 2, "same"), ("conv3x3", 6, 9, 3, 16, 2, "valid"),
+])
+def test_qs8_large_requantization_scales(qs8_isa, rng, op, h, w, c, n, stride, mode):
+    """Requantization scales from 1e-2 to 1e6 across the channels of each layer, so that channel
+    groups meet scales of 1 and above and sums that the float scaling takes past 2^31 (the
+    kernels skip the float clamp above the output range where every scale of a group is below
+    1, and must keep it elsewhere); most outputs saturate at either end of the range."""
+    input_q = random_quantization(rng)
+    kernel_shape = {"conv1x1": (c, n), "depthwise3x3": (3, 3, c), "conv3x3": (3, 3, c, n)}[op]
+    weights = random_weights(rng, kernel_shape, n)
+    weights["weight_scale"] = (10.0 ** rng.uniform(-4, 4, n)).astype(np.float32)
+    output_q = (float(np.float32(input_q[0] * 1e-2)), int(rng.integers(-40, 40)))
+    x = random_int8(rng, (2, h, w, c))
+    if op == "conv1x1":
+        node = Node("pw", op, ["input"], weights, activation="relu6", quantization=output_q)
+        sums = ref.conv_sums(x, input_q[1], weights["kernel"][np.newaxis, np.newaxis], weights["bias"], 1, (0, 0, 0, 0))
+        activation = "relu6"
+    else:
+        padding = padding_for(mode, h, w, stride)
+        node = Node(op, op, ["input"], weights, stride, padding, "linear", output_q)
+        sums_fn = ref.depthwise_sums if op == "depthwise3x3" else ref.conv_sums
+        sums = sums_fn(x, input_q[1], weights["kernel"], weights["bias"], stride, padding)
+        activation = "linear"
+    y = run_qs8_poisoned(int8_network(qs8_isa, 2, (h, w, c), input_q, node), x)
+    scales = ref.channel_scales(input_q[0], weights["weight_scale"], output_q[0])
+    assert scales.min() < 1 < scales.max() and (np.abs(sums) * scales).max() > 2.0 ** 31
+    assert_bit_exact(y, ref.requantize_sums(sums, scales, output_q, activation))
+
+
 @pytest.mark.parametrize("h,w,c,units,batch,threads", [
     (1, 1, 1, 1, 1, 1), (1, 1, 256, 1000, 1, 2), (1, 1, 1280, 1000, 3, 2), (3, 3, 17, 37, 3, 1),
     (3, 3, 1024, 10, 2, 2), (2, 5, 7, 9, 1, 2), (1, 1, 33, 17, 8, 2), (4, 4, 1024, 3, 1, 1),

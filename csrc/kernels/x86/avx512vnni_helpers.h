@@ -42,8 +42,20 @@ struct Requantization {
         high(_mm512_set1_epi8(static_cast<char>(static_cast<int32_t>(output.max) + output.zero_point))),
         order(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15)) {}
 
+  // kClampAbove false is for scales below 1: then |float(sum) * scale| stays below 2^31 (float(sum)
+  // is at most 2^31 and the product rounds to at most 2^31 - 128), the conversion cannot
+  // overflow and the saturating packs and the int8 clamp do all of the clamping.
+  template <bool kClampAbove = true>
   __m512i to_int32(__m512i sum, __m512 scale) const {
-    return _mm512_cvtps_epi32(_mm512_min_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(sum), scale), max));
+    const __m512 value = _mm512_mul_ps(_mm512_cvtepi32_ps(sum), scale);
+    return _mm512_cvtps_epi32(kClampAbove ? _mm512_min_ps(value, max) : value);
+  }
+
+  // Whether every lane of `scales` is below 1, so that to_int32<false> may be used.
+  static bool below_one(const __m512* scales, size_t count) {
+    __mmask16 all = 0xFFFF;
+    for (size_t i = 0; i < count; ++i) all &= _mm512_cmp_ps_mask(scales[i], _mm512_set1_ps(1.0f), _CMP_LT_OQ);
+    return all == 0xFFFF;
   }
 
   // Four vectors of 16 int32 outputs (columns 0-15, 16-31, 32-47, 48-63) as 64 int8 in order.

@@ -80,7 +80,7 @@ inline __m512i broadcast(const uint8_t* p) {
 // kPixels pixels by kGroups groups. `x[r]` points at the first pixel's window in the copied
 // row r (pixels 6 bytes apart), `out` at the first pixel's first channel of the groups, of
 // which the first `stored` are written.
-template <size_t kPixels, size_t kGroups>
+template <size_t kPixels, size_t kGroups, bool kClampAbove>
 inline void block(const uint8_t* const* x, const ArrangedGroup* groups, int8_t* out, size_t channels,
                   __mmask64 stored, const Requantization& rq) {
   __m512i acc[kGroups][kPixels];
@@ -101,8 +101,8 @@ inline void block(const uint8_t* const* x, const ArrangedGroup* groups, int8_t* 
   }
   MNENGINE_UNROLL
   for (size_t p = 0; p < kPixels; ++p) {
-    const __m512i q0 = rq.to_int32(acc[0][p], groups[0].scale);
-    const __m512i q1 = kGroups > 1 ? rq.to_int32(acc[kGroups - 1][p], groups[kGroups - 1].scale) : q0;
+    const __m512i q0 = rq.to_int32<kClampAbove>(acc[0][p], groups[0].scale);
+    const __m512i q1 = kGroups > 1 ? rq.to_int32<kClampAbove>(acc[kGroups - 1][p], groups[kGroups - 1].scale) : q0;
     _mm512_mask_storeu_epi8(out + p * channels, stored, rq.pack(q0, q1, q0, q1));
   }
 }
@@ -145,6 +145,8 @@ void qs8_conv3x3s2c3__avx512vnni(size_t channels, size_t out_width, size_t in_wi
     for (size_t i = 0; i < block_groups; ++i) groups[i].arrange(w + (g + i) * kGroupBytes);
     const size_t c = g * kCR;
     const __mmask64 stored = byte_mask(channels - c < kMaxGroups * kCR ? channels - c : kMaxGroups * kCR);
+    const __m512 scales[kMaxGroups] = {groups[0].scale, groups[block_groups - 1].scale};
+    const bool small_scales = Requantization::below_one(scales, kMaxGroups);
     for (size_t ox0 = 0; ox0 < out_width; ox0 += kRunPixels) {
       const size_t run = out_width - ox0 < kRunPixels ? out_width - ox0 : kRunPixels;
       for (size_t r = 0; r < 3; ++r) copy_row(rows[r], in_width, 2 * ox0 - pad_left, 2 * run + 2, padding, copied[r]);
@@ -152,10 +154,20 @@ void qs8_conv3x3s2c3__avx512vnni(size_t channels, size_t out_width, size_t in_wi
       const auto pixels = [&](auto count, size_t p) {
         constexpr size_t kPixels = decltype(count)::value;
         const uint8_t* x[3] = {copied[0] + 6 * p, copied[1] + 6 * p, copied[2] + 6 * p};
-        if (block_groups == 2) {
-          block<kPixels, 2>(x, groups, y + p * channels, channels, stored, rq);
+        const auto run_block = [&](auto group_count, auto clamp_above) {
+          block<kPixels, decltype(group_count)::value, decltype(clamp_above)::value>(x, groups, y + p * channels,
+                                                                                     channels, stored, rq);
+        };
+        using One = std::integral_constant<size_t, 1>;
+        using Two = std::integral_constant<size_t, 2>;
+        if (block_groups == 2 && small_scales) {
+          run_block(Two(), std::false_type());
+        } else if (block_groups == 2) {
+          run_block(Two(), std::true_type());
+        } else if (small_scales) {
+          run_block(One(), std::false_type());
         } else {
-          block<kPixels, 1>(x, groups, y + p * channels, channels, stored, rq);
+          run_block(One(), std::true_type());
         }
       };
       size_t p = 0;

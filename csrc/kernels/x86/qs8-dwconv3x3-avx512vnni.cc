@@ -14,8 +14,7 @@
 // VPDPBUSD's first operand is unsigned: the input is read as x + 128 (XOR 0x80, once per row
 // and column, before the unpacks) and each group's bias less 128 * (sum of its taps), computed
 // when the taps are arranged. Per call and group the taps are arranged into a stack buffer that
-// the dot products read as memory operands. Along a row, each column is interleaved once: at
-// stride 1 the last two columns' quads are kept for the next pixel, at stride 2 the last one.
+// the dot products read as memory operands.
 //
 // Taps outside the image read as the input zero point: a column left or right of the image is
 // quads of zero point + 128 (rows above or below it are rows of zero points from the caller).
@@ -122,8 +121,9 @@ struct ColumnReader {
   }
 };
 
-// One output pixel of the G::kOutRows rows from its window's three columns.
-template <class G>
+// One output pixel of the G::kOutRows rows from its window's three columns (kClampAbove: see
+// Requantization::to_int32).
+template <class G, bool kClampAbove>
 inline void pixel(const ArrangedGroup<G>& group, const Column<G>& c0, const Column<G>& c1, const Column<G>& c2,
                   int8_t* out, size_t out_stride, __mmask64 lanes, const Requantization& rq) {
   const Column<G>* window[3] = {&c0, &c1, &c2};
@@ -136,8 +136,33 @@ inline void pixel(const ArrangedGroup<G>& group, const Column<G>& c0, const Colu
       for (size_t m = 0; m < 4; ++m) acc[m] = _mm512_dpbusd_epi32(acc[m], x.q[m], w.q[m]);
     }
     __m512i q[4];
-    for (size_t m = 0; m < 4; ++m) q[m] = rq.to_int32(acc[m], _mm512_castsi512_ps(group.scale.q[m]));
+    for (size_t m = 0; m < 4; ++m) q[m] = rq.to_int32<kClampAbove>(acc[m], _mm512_castsi512_ps(group.scale.q[m]));
     _mm512_mask_storeu_epi8(out + o * out_stride, lanes, rq.pack_lanes(q[0], q[1], q[2], q[3]));
+  }
+}
+
+// One group along the output rows. Each column is interleaved once: at stride 1 the window's
+// last two columns are kept for the next pixel, at stride 2 the last one.
+template <class G, bool kClampAbove>
+void sweep(const ArrangedGroup<G>& group, const ColumnReader<G>& read, size_t out_width, size_t pad_left,
+           int8_t* y, size_t out_stride, const Requantization& rq) {
+  const size_t channels = read.channels;
+  const size_t ix0 = 0 - pad_left;  // the first window's first column, wrapped if negative
+  if constexpr (G::kStride == 1) {
+    Column<G> c0 = read(ix0), c1 = read(ix0 + 1);
+    for (size_t ox = 0; ox < out_width; ++ox, y += channels) {
+      const Column<G> c2 = read(ix0 + ox + 2);
+      pixel<G, kClampAbove>(group, c0, c1, c2, y, out_stride, read.lanes, rq);
+      c0 = c1;
+      c1 = c2;
+    }
+  } else {
+    Column<G> c0 = read(ix0);
+    for (size_t ox = 0; ox < out_width; ++ox, y += channels) {
+      const Column<G> c1 = read(ix0 + 2 * ox + 1), c2 = read(ix0 + 2 * ox + 2);
+      pixel<G, kClampAbove>(group, c0, c1, c2, y, out_stride, read.lanes, rq);
+      c0 = c2;
+    }
   }
 }
 
@@ -156,23 +181,12 @@ void dwconv_rows(size_t channels, size_t out_width, size_t in_width, size_t pad_
     const ArrangedGroup<G> group(w);
     for (size_t r = 0; r < G::kInRows; ++r) read.rows[r] = rows[r] + c;
     read.lanes = byte_mask(channels - c);
-    int8_t* y = out + c;
-    const size_t ix0 = 0 - pad_left;  // the first window's first column, wrapped if negative
-    if constexpr (G::kStride == 1) {
-      Column<G> c0 = read(ix0), c1 = read(ix0 + 1);
-      for (size_t ox = 0; ox < out_width; ++ox, y += channels) {
-        const Column<G> c2 = read(ix0 + ox + 2);
-        pixel(group, c0, c1, c2, y, out_stride, read.lanes, rq);
-        c0 = c1;
-        c1 = c2;
-      }
+    const __m512 scales[4] = {_mm512_castsi512_ps(group.scale.q[0]), _mm512_castsi512_ps(group.scale.q[1]),
+                              _mm512_castsi512_ps(group.scale.q[2]), _mm512_castsi512_ps(group.scale.q[3])};
+    if (Requantization::below_one(scales, 4)) {
+      sweep<G, false>(group, read, out_width, pad_left, out + c, out_stride, rq);
     } else {
-      Column<G> c0 = read(ix0);
-      for (size_t ox = 0; ox < out_width; ++ox, y += channels) {
-        const Column<G> c1 = read(ix0 + 2 * ox + 1), c2 = read(ix0 + 2 * ox + 2);
-        pixel(group, c0, c1, c2, y, out_stride, read.lanes, rq);
-        c0 = c2;
-      }
+      sweep<G, true>(group, read, out_width, pad_left, out + c, out_stride, rq);
     }
   }
 }

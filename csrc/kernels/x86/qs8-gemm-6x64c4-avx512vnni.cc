@@ -69,14 +69,14 @@ inline void step(__m512i x, const __m512i* w, __m512i& s0, __m512i& s1, __m512i&
 }
 
 // A row's sums requantized, its first `columns` outputs stored.
-template <size_t kVectors>
-inline void store_row(int8_t* c, __m512i s0, __m512i s1, __m512i s2, __m512i s3, const __m512i* scale,
+template <size_t kVectors, bool kClampAbove>
+inline void store_row(int8_t* c, __m512i s0, __m512i s1, __m512i s2, __m512i s3, const __m512* scale,
                       size_t columns, const Requantization& rq) {
-  const __m512i q0 = rq.to_int32(s0, _mm512_castsi512_ps(scale[0]));
+  const __m512i q0 = rq.to_int32<kClampAbove>(s0, scale[0]);
   // q0 stands in for the vectors not computed, whose lanes are not stored.
-  const __m512i q1 = kVectors > 1 ? rq.to_int32(s1, _mm512_castsi512_ps(scale[1])) : q0;
-  const __m512i q2 = kVectors > 2 ? rq.to_int32(s2, _mm512_castsi512_ps(scale[2])) : q0;
-  const __m512i q3 = kVectors > 3 ? rq.to_int32(s3, _mm512_castsi512_ps(scale[3])) : q0;
+  const __m512i q1 = kVectors > 1 ? rq.to_int32<kClampAbove>(s1, scale[1]) : q0;
+  const __m512i q2 = kVectors > 2 ? rq.to_int32<kClampAbove>(s2, scale[2]) : q0;
+  const __m512i q3 = kVectors > 3 ? rq.to_int32<kClampAbove>(s3, scale[3]) : q0;
   const __m512i out = rq.pack(q0, q1, q2, q3);
   if (columns >= kNR) {
     _mm512_storeu_si512(c, out);
@@ -126,8 +126,15 @@ inline void panel(std::index_sequence<I...>, size_t kc, const int8_t* const* a, 
   ((_mm512_store_si512(&sums[I][0], acc[0][I]), _mm512_store_si512(&sums[I][1], acc[1][I]),
     _mm512_store_si512(&sums[I][2], acc[2][I]), _mm512_store_si512(&sums[I][3], acc[3][I])), ...);
   __asm__ volatile("" : "+m"(sums));
-  const PanelVectors<kVectors> scale(w);
-  (store_row<kVectors>(c[I], sums[I][0], sums[I][1], sums[I][2], sums[I][3], scale.v, columns, rq), ...);
+  const PanelVectors<kVectors> scale_bits(w);
+  __m512 scale[4];
+  for (size_t v = 0; v < 4; ++v) scale[v] = _mm512_castsi512_ps(scale_bits.v[v]);
+  // Requantization scales are typically far below 1, where the float clamp above is not needed.
+  if (Requantization::below_one(scale, kVectors)) {
+    (store_row<kVectors, false>(c[I], sums[I][0], sums[I][1], sums[I][2], sums[I][3], scale, columns, rq), ...);
+  } else {
+    (store_row<kVectors, true>(c[I], sums[I][0], sums[I][1], sums[I][2], sums[I][3], scale, columns, rq), ...);
+  }
 }
 
 template <size_t kRows>
