@@ -70,8 +70,20 @@ struct Qs8Requantization {
   // A requantized value before the zero point: clamped above, rounded to nearest even.
   __m256i round(__m256 value) const { return _mm256_cvtps_epi32(_mm256_min_ps(value, max)); }
 
+  // kClampAbove false is for scales below 1: then |float(sum) * scale| stays below 2^31 (float(sum)
+  // is at most 2^31 and the product rounds to at most 2^31 - 128), the conversion cannot
+  // overflow and the saturating packs and the int8 clamp do all of the clamping.
+  template <bool kClampAbove = true>
   __m256i to_int32(__m256i sum, __m256 scale) const {
-    return round(_mm256_mul_ps(_mm256_cvtepi32_ps(sum), scale));
+    const __m256 value = _mm256_mul_ps(_mm256_cvtepi32_ps(sum), scale);
+    return kClampAbove ? round(value) : _mm256_cvtps_epi32(value);
+  }
+
+  // Whether every lane of `scales` is below 1, so that to_int32<false> may be used.
+  static bool below_one(const __m256* scales, size_t count) {
+    int all = 0xFF;
+    for (size_t i = 0; i < count; ++i) all &= _mm256_movemask_ps(_mm256_cmp_ps(scales[i], _mm256_set1_ps(1.0f), _CMP_LT_OQ));
+    return all == 0xFF;
   }
 
   // Outputs 0-7 (q0) and 8-15 (q1) as 16 int8 in order. VPACKSSDW and VPACKSSWB interleave

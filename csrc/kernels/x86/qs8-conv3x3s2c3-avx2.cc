@@ -66,8 +66,8 @@ struct PairedGroup {
 
 // kPixels pixels of one group. `x[r]` points at the first pixel's window in the widened row r
 // (pixels 6 values apart), `out` at the first pixel's first channel of the group, of which the
-// first `stored` (up to 16) are written.
-template <size_t kPixels>
+// first `stored` (up to 16) are written. kClampAbove: see Qs8Requantization::to_int32.
+template <size_t kPixels, bool kClampAbove>
 inline void block(const int16_t* const* x, const PairedGroup& group, int8_t* out, size_t channels,
                   size_t stored, const Qs8Requantization& rq) {
   Qs8Pairs acc[kPixels];
@@ -87,8 +87,8 @@ inline void block(const int16_t* const* x, const PairedGroup& group, int8_t* out
   }
   MNENGINE_UNROLL
   for (size_t p = 0; p < kPixels; ++p) {
-    const __m128i q = rq.pack_lanes(rq.to_int32(acc[p].lo, _mm256_castsi256_ps(group.scale.lo)),
-                                    rq.to_int32(acc[p].hi, _mm256_castsi256_ps(group.scale.hi)));
+    const __m128i q = rq.pack_lanes(rq.to_int32<kClampAbove>(acc[p].lo, _mm256_castsi256_ps(group.scale.lo)),
+                                    rq.to_int32<kClampAbove>(acc[p].hi, _mm256_castsi256_ps(group.scale.hi)));
     int8_t* y = out + p * channels;
     if (stored >= kCR) {
       _mm_storeu_si128(reinterpret_cast<__m128i*>(y), q);
@@ -137,6 +137,8 @@ void qs8_conv3x3s2c3__avx2(size_t channels, size_t out_width, size_t in_width, s
     group.arrange(w + g * kGroupBytes);  // once per call
     const size_t c = g * kCR;
     const size_t stored = channels - c < kCR ? channels - c : kCR;
+    const __m256 scales[2] = {_mm256_castsi256_ps(group.scale.lo), _mm256_castsi256_ps(group.scale.hi)};
+    const bool small_scales = Qs8Requantization::below_one(scales, 2);
     for (size_t ox0 = 0; ox0 < out_width; ox0 += kRunPixels) {
       const size_t run = out_width - ox0 < kRunPixels ? out_width - ox0 : kRunPixels;
       for (size_t r = 0; r < 3; ++r) {
@@ -146,7 +148,12 @@ void qs8_conv3x3s2c3__avx2(size_t channels, size_t out_width, size_t in_width, s
       int8_t* y = out + ox0 * channels + c;
       const auto pixels = [&](auto count, size_t p) {
         const int16_t* x[3] = {widened[0] + 6 * p, widened[1] + 6 * p, widened[2] + 6 * p};
-        block<decltype(count)::value>(x, group, y + p * channels, channels, stored, rq);
+        constexpr size_t kPixels = decltype(count)::value;
+        if (small_scales) {
+          block<kPixels, false>(x, group, y + p * channels, channels, stored, rq);
+        } else {
+          block<kPixels, true>(x, group, y + p * channels, channels, stored, rq);
+        }
       };
       size_t p = 0;
       for (; p + kBlockPixels <= run; p += kBlockPixels) pixels(std::integral_constant<size_t, kBlockPixels>(), p);

@@ -96,7 +96,8 @@ struct Tail {
 // kPixels adjacent output pixels of the G::kOutRows rows, one group. `rows` point at the
 // group's channels of each input row, ix0 is the first input column of the block's windows
 // (wrapped if left of the image); pixels are `channels` apart in `out`, rows `out_stride`.
-template <class G, size_t kPixels, class Lanes>
+// kClampAbove: see Qs8Requantization::to_int32.
+template <class G, size_t kPixels, bool kClampAbove, class Lanes>
 inline void block(Lanes lanes, const PairedGroup<G>& group, size_t channels, size_t in_width,
                   size_t ix0, const int8_t* const* rows, __m128i padding, int8_t* out,
                   size_t out_stride, const Qs8Requantization& rq) {
@@ -140,27 +141,39 @@ inline void block(Lanes lanes, const PairedGroup<G>& group, size_t channels, siz
   for (size_t o = 0; o < G::kOutRows; ++o) {
     MNENGINE_UNROLL
     for (size_t p = 0; p < kPixels; ++p) {
-      const __m128i q = rq.pack_lanes(rq.to_int32(acc[o][p].lo, _mm256_castsi256_ps(group.scale.lo)),
-                                      rq.to_int32(acc[o][p].hi, _mm256_castsi256_ps(group.scale.hi)));
+      const __m128i q = rq.pack_lanes(rq.to_int32<kClampAbove>(acc[o][p].lo, _mm256_castsi256_ps(group.scale.lo)),
+                                      rq.to_int32<kClampAbove>(acc[o][p].hi, _mm256_castsi256_ps(group.scale.hi)));
       lanes.store(out + o * out_stride + p * channels, q);
     }
   }
 }
 
 // One group across the output rows: blocks of G::kPixels pixels, then single pixels.
-template <class G, class Lanes>
+template <class G, bool kClampAbove, class Lanes>
 inline void sweep(Lanes lanes, const PairedGroup<G>& group, size_t channels, size_t out_width,
                   size_t in_width, size_t pad_left, const int8_t* const* rows, __m128i padding,
                   int8_t* out, const Qs8Requantization& rq) {
   const size_t out_stride = out_width * channels;
   size_t ox = 0;
   for (; ox + G::kPixels <= out_width; ox += G::kPixels) {
-    block<G, G::kPixels>(lanes, group, channels, in_width, ox * G::kStride - pad_left, rows, padding,
-                         out + ox * channels, out_stride, rq);
+    block<G, G::kPixels, kClampAbove>(lanes, group, channels, in_width, ox * G::kStride - pad_left, rows, padding,
+                                      out + ox * channels, out_stride, rq);
   }
   for (; ox < out_width; ++ox) {
-    block<G, 1>(lanes, group, channels, in_width, ox * G::kStride - pad_left, rows, padding,
-                out + ox * channels, out_stride, rq);
+    block<G, 1, kClampAbove>(lanes, group, channels, in_width, ox * G::kStride - pad_left, rows, padding,
+                             out + ox * channels, out_stride, rq);
+  }
+}
+
+template <class G, class Lanes>
+inline void sweep_group(Lanes lanes, const PairedGroup<G>& group, size_t channels, size_t out_width,
+                        size_t in_width, size_t pad_left, const int8_t* const* rows, __m128i padding,
+                        int8_t* out, const Qs8Requantization& rq) {
+  const __m256 scales[2] = {_mm256_castsi256_ps(group.scale.lo), _mm256_castsi256_ps(group.scale.hi)};
+  if (Qs8Requantization::below_one(scales, 2)) {
+    sweep<G, false>(lanes, group, channels, out_width, in_width, pad_left, rows, padding, out, rq);
+  } else {
+    sweep<G, true>(lanes, group, channels, out_width, in_width, pad_left, rows, padding, out, rq);
   }
 }
 
@@ -175,9 +188,9 @@ void dwconv_rows(size_t channels, size_t out_width, size_t in_width, size_t pad_
     const int8_t* group_rows[G::kInRows];
     for (size_t r = 0; r < G::kInRows; ++r) group_rows[r] = rows[r] + c;
     if (channels - c >= kCR) {
-      sweep(Full{}, group, channels, out_width, in_width, pad_left, group_rows, padding, out + c, rq);
+      sweep_group(Full{}, group, channels, out_width, in_width, pad_left, group_rows, padding, out + c, rq);
     } else {
-      sweep(Tail{channels - c}, group, channels, out_width, in_width, pad_left, group_rows, padding, out + c, rq);
+      sweep_group(Tail{channels - c}, group, channels, out_width, in_width, pad_left, group_rows, padding, out + c, rq);
     }
   }
 }

@@ -84,13 +84,21 @@ inline void panel(std::index_sequence<I...>, std::index_sequence<V...>, size_t k
   }
 
   const __m256 scale[kVectors] = {_mm256_loadu_ps(reinterpret_cast<const float*>(w) + 8 * V)...};
-  for_rows([&](auto row) {
-    constexpr size_t i = decltype(row)::value;
-    __m256i q[2];
-    ((q[V] = rq.to_int32(acc[i * kVectors + V], scale[V])), ...);
-    if constexpr (kVectors == 1) q[1] = q[0];  // lanes that are not stored
-    store_row(c[i], rq.pack(q[0], q[1]), columns);
-  });
+  const auto store_rows = [&](auto clamp_above) {
+    for_rows([&](auto row) {
+      constexpr size_t i = decltype(row)::value;
+      __m256i q[2];
+      ((q[V] = rq.to_int32<decltype(clamp_above)::value>(acc[i * kVectors + V], scale[V])), ...);
+      if constexpr (kVectors == 1) q[1] = q[0];  // lanes that are not stored
+      store_row(c[i], rq.pack(q[0], q[1]), columns);
+    });
+  };
+  // Requantization scales are typically far below 1, where the float clamp above is not needed.
+  if (Qs8Requantization::below_one(scale, kVectors)) {
+    store_rows(std::false_type());
+  } else {
+    store_rows(std::true_type());
+  }
 }
 
 template <size_t kRows>
