@@ -8,7 +8,7 @@ kernels' channel groups; pointwise convolutions over every pair of those channel
 to 17 rows, and MobileNet's deep layers; batch 1 and 3, one and two threads, every activation.
 The int8 kernels' own tiles add to it (see qs8_window_cases, qs8_rgb_stride2_cases,
 qs8_gemm_cases): depthwise channel counts past two groups of 64, first-layer widths past runs
-of 32 output pixels, and GEMM depths and widths that meet every remainder of KR = 2 and 4, of
+of 32 and 40 output pixels, and GEMM depths and widths that meet every remainder of KR = 2 and 4, of
 16- and 64-deep chunks of A and of 64-column panels.
 Each case runs twice, its int8 output first filled with one sentinel and then another, so an
 element no kernel wrote fails whichever value it would have held.
@@ -42,8 +42,9 @@ def qs8_window_cases():
 
 
 def qs8_rgb_stride2_cases():
-    """The float sweep (widths 1 to 64: up to 32 output pixels), and widths whose rows take two
-    to five of the x86 kernels' runs of 32 output pixels, with their remainders."""
+    """The float sweep (widths 1 to 64: up to 33 output pixels), and widths whose rows take two
+    to five of the x86 kernels' runs of output pixels (32 for avx2, 40 for avx512vnni), with
+    their remainders."""
     cases = rgb_stride2_cases()
     activations = list(ACTIVATIONS)
     for i, (mode, w) in enumerate(itertools.product(PAD_MODES, (65, 66, 67, 130, 257))):
