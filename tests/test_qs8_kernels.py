@@ -29,15 +29,22 @@ SENTINELS = (85, -86)
 
 
 def qs8_window_cases():
-    """The float sweep, and for each stride and padding mode two channel counts past two of the
-    VNNI depthwise kernel's 64-channel groups (130: two full groups and a tail of 2; 192: three
-    full), batch and threads alternating."""
+    """The float sweep; for each stride and padding mode two channel counts past two of the VNNI
+    depthwise kernel's 64-channel groups (130: two full groups and a tail of 2; 192: three
+    full); and 32 channels, which that kernel runs as pairs of pixels at stride 1, over every
+    width that fits each padding mode (pairs, a last single pixel, borders on either side)."""
     cases = window_cases()
     activations = list(ACTIVATIONS)
     for i, ((stride, mode), channels) in enumerate(itertools.product(itertools.product((1, 2), PAD_MODES), (130, 192))):
         sizes = [size for size in SIZES if window_fits(mode, size, stride)]
         h, w = sizes[(3 * i) % len(sizes)], sizes[(5 * i + 4) % len(sizes)]
         cases.append((channels, h, w, stride, mode, 1 + 2 * (i % 2), 1 + i // 2 % 2, activations[i % 3]))
+    for stride, mode in itertools.product((1, 2), PAD_MODES):
+        sizes = [size for size in SIZES if window_fits(mode, size, stride)]
+        for j, w in enumerate(sizes):
+            i = len(cases)
+            cases.append((32, sizes[(3 * j + 1) % len(sizes)], w, stride, mode, 1 + 2 * (i % 2), 1 + i // 2 % 2,
+                          activations[i % 3]))
     return cases
 
 
@@ -161,20 +168,13 @@ def test_qs8_conv1x1(qs8_isa, rng, h, w, k, n, batch, threads, activation):
     assert_bit_exact(y, expected)
 
 
-@pytest.mark.parametrize("op,h,w,c,n,stride,mode", [
-    ("conv1x1", 13, 1, 17, 70, 1, None), ("conv1x1", 7, 2, 130, 64, 1, None), ("conv1x1", 3, 1, 66, 129, 1, None),
-    ("depthwise3x3", 9, 9, 70, 70, 1, "same"), ("depthwise3x3", 8, 11, 130, 130, 2, "asymmetric"),
-    ("conv3x3", 5, 67, 3, 33, 2, "same"), ("conv3x3", 6, 9, 3, 16, 2, "valid"),
-])
-def test_qs8_large_requantization_scales(qs8_isa, rng, op, h, w, c, n, stride, mode):
-    """Requantization scales from 1e-2 to 1e6 across the channels of each layer, so that channel
-    groups meet scales of 1 and above and sums that the float scaling takes past 2^31 (the
-    kernels skip the float clamp above the output range where every scale of a group is below
-    1, and must keep it elsewhere); most outputs saturate at either end of the range."""
+def run_with_weight_scales(isa, rng, op, h, w, c, n, stride, mode, weight_scale):
+    """A layer with the given per-channel weight scales against an output scale of 1e-2 the input
+    scale (requantization scale = weight scale * 100), checked bit for bit."""
     input_q = random_quantization(rng)
     kernel_shape = {"conv1x1": (c, n), "depthwise3x3": (3, 3, c), "conv3x3": (3, 3, c, n)}[op]
     weights = random_weights(rng, kernel_shape, n)
-    weights["weight_scale"] = (10.0 ** rng.uniform(-4, 4, n)).astype(np.float32)
+    weights["weight_scale"] = np.asarray(weight_scale, np.float32)
     output_q = (float(np.float32(input_q[0] * 1e-2)), int(rng.integers(-40, 40)))
     x = random_int8(rng, (2, h, w, c))
     if op == "conv1x1":
@@ -187,10 +187,41 @@ def test_qs8_large_requantization_scales(qs8_isa, rng, op, h, w, c, n, stride, m
         sums_fn = ref.depthwise_sums if op == "depthwise3x3" else ref.conv_sums
         sums = sums_fn(x, input_q[1], weights["kernel"], weights["bias"], stride, padding)
         activation = "linear"
-    y = run_qs8_poisoned(int8_network(qs8_isa, 2, (h, w, c), input_q, node), x)
+    y = run_qs8_poisoned(int8_network(isa, 2, (h, w, c), input_q, node), x)
     scales = ref.channel_scales(input_q[0], weights["weight_scale"], output_q[0])
-    assert scales.min() < 1 < scales.max() and (np.abs(sums) * scales).max() > 2.0 ** 31
     assert_bit_exact(y, ref.requantize_sums(sums, scales, output_q, activation))
+    return sums, scales
+
+
+LARGE_SCALE_LAYERS = [
+    ("conv1x1", 13, 1, 17, 70, 1, None), ("conv1x1", 7, 2, 130, 64, 1, None), ("conv1x1", 3, 1, 66, 129, 1, None),
+    ("depthwise3x3", 9, 9, 70, 70, 1, "same"), ("depthwise3x3", 8, 11, 130, 130, 2, "asymmetric"),
+    ("depthwise3x3", 6, 7, 32, 32, 1, "same"), ("conv3x3", 5, 67, 3, 33, 2, "same"), ("conv3x3", 6, 9, 3, 16, 2, "valid"),
+]
+
+
+@pytest.mark.parametrize("op,h,w,c,n,stride,mode", LARGE_SCALE_LAYERS)
+def test_qs8_large_requantization_scales(qs8_isa, rng, op, h, w, c, n, stride, mode):
+    """Requantization scales below 1 on most channels and from 1e4 to 1e6 on one in eight, chosen
+    at random, so that sums scaled past 2^31 meet the kernels' float clamp above the output
+    range (which they skip where every scale of a channel group is below 1); the outputs of the
+    large scales saturate at either end of the range."""
+    large = np.zeros(n, bool)
+    large[rng.choice(n, max(2, n // 8), replace=False)] = True
+    weight_scale = 10.0 ** np.where(large, rng.uniform(2, 4, n), rng.uniform(-5, -2.5, n))
+    sums, scales = run_with_weight_scales(qs8_isa, rng, op, h, w, c, n, stride, mode, weight_scale)
+    assert scales.min() < 1 < scales.max() and (np.abs(sums) * scales).max() > 2.0 ** 31
+
+
+@pytest.mark.parametrize("op,h,w,c,n,stride,mode", LARGE_SCALE_LAYERS[:1] + LARGE_SCALE_LAYERS[5:7])
+def test_qs8_one_large_requantization_scale(qs8_isa, rng, op, h, w, c, n, stride, mode):
+    """One channel with a requantization scale of 1e5 among scales below 1, at every channel
+    position in turn: a kernel that decides on the float clamp from part of a channel group's
+    scales fails where the large one is in the part it skipped."""
+    for channel in range(n):
+        weight_scale = 10.0 ** rng.uniform(-5, -2.5, n)
+        weight_scale[channel] = 1e3
+        run_with_weight_scales(qs8_isa, rng, op, h, w, c, n, stride, mode, weight_scale)
 
 
 @pytest.mark.parametrize("h,w,c,units,batch,threads", [

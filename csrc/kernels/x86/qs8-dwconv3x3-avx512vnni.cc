@@ -18,7 +18,8 @@
 //
 // Taps outside the image read as the input zero point: a column left or right of the image is
 // quads of zero point + 128 (rows above or below it are rows of zero points from the caller).
-// Channel tails use byte-masked loads and stores.
+// Channel tails use byte-masked loads and stores. A layer of 32 channels at stride 1 runs two
+// pixels per vector instead of half-empty groups (PairReader).
 #include "avx512vnni_helpers.h"
 
 namespace mnengine {
@@ -48,10 +49,11 @@ inline Quads interleave(__m512i a, __m512i b, __m512i c, __m512i d) {
 }
 
 // 64 consecutive 4-byte values (channel order) in the order of Quads: q[m] gathers 128-bit lane
-// m of each of the four vectors (a 4 x 4 transpose of lanes).
-inline Quads quad_order(const uint8_t* p) {
+// m of each of the four vectors (a 4 x 4 transpose of lanes). For pixel pairs (see
+// PairReader), the first 32 values twice.
+inline Quads quad_order(const uint8_t* p, bool pixel_pairs) {
   const __m512i v0 = _mm512_loadu_si512(p), v1 = _mm512_loadu_si512(p + 64);
-  const __m512i v2 = _mm512_loadu_si512(p + 128), v3 = _mm512_loadu_si512(p + 192);
+  const __m512i v2 = pixel_pairs ? v0 : _mm512_loadu_si512(p + 128), v3 = pixel_pairs ? v1 : _mm512_loadu_si512(p + 192);
   const __m512i v01_lo = _mm512_shuffle_i64x2(v0, v1, 0x44), v01_hi = _mm512_shuffle_i64x2(v0, v1, 0xEE);
   const __m512i v23_lo = _mm512_shuffle_i64x2(v2, v3, 0x44), v23_hi = _mm512_shuffle_i64x2(v2, v3, 0xEE);
   return {{_mm512_shuffle_i64x2(v01_lo, v23_lo, 0x88), _mm512_shuffle_i64x2(v01_lo, v23_lo, 0xDD),
@@ -79,15 +81,21 @@ struct Column {
 };
 
 // A group's biases (less 128 * the sum of the taps), scales and taps in quad order:
-// taps[s][kx] are the quads (w0, w1, w2, 0) of kernel column kx shifted by s bytes.
+// taps[s][kx] are the quads (w0, w1, w2, 0) of kernel column kx shifted by s bytes. For pixel
+// pairs, the group's first 32 channels in both halves.
 template <class G>
 struct ArrangedGroup {
   Quads bias, scale;
   Quads taps[G::kShifts][3];
 
-  explicit ArrangedGroup(const uint8_t* packed) : bias(quad_order(packed)), scale(quad_order(packed + kScalesOffset)) {
+  ArrangedGroup(const uint8_t* packed, bool pixel_pairs)
+      : bias(quad_order(packed, pixel_pairs)), scale(quad_order(packed + kScalesOffset, pixel_pairs)) {
     const uint8_t* t = packed + kTapsOffset;
-    const auto tap = [&](size_t ky, size_t kx) { return _mm512_loadu_si512(t + (ky * 3 + kx) * kCR); };
+    const auto tap = [&](size_t ky, size_t kx) {
+      const uint8_t* p = t + (ky * 3 + kx) * kCR;
+      return pixel_pairs ? _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)))
+                         : _mm512_loadu_si512(p);
+    };
     const __m512i sign = _mm512_set1_epi8(static_cast<char>(0x80));
     for (size_t kx = 0; kx < 3; ++kx) {
       taps[0][kx] = interleave(tap(0, kx), tap(1, kx), tap(2, kx), _mm512_setzero_si512());
@@ -98,6 +106,15 @@ struct ArrangedGroup {
     }
   }
 };
+
+// The quads of a column's input rows (x + 128).
+template <class G>
+inline Column<G> quads_of(const __m512i* x) {
+  Column<G> column;
+  column.sets[0] = interleave(x[0], x[1], x[2], x[G::kInRows > 3 ? 3 : 2]);
+  if constexpr (G::kSets == 2) column.sets[1] = interleave(x[2], x[3], x[4], x[4]);
+  return column;
+}
 
 // One group's input rows at one column, as quads of x + 128.
 template <class G>
@@ -114,10 +131,40 @@ struct ColumnReader {
     for (size_t r = 0; r < G::kInRows; ++r) {
       x[r] = _mm512_xor_si512(_mm512_maskz_loadu_epi8(lanes, rows[r] + ix * channels), sign);
     }
-    Column<G> column;
-    column.sets[0] = interleave(x[0], x[1], x[2], x[G::kInRows > 3 ? 3 : 2]);
-    if constexpr (G::kSets == 2) column.sets[1] = interleave(x[2], x[3], x[4], x[4]);
-    return column;
+    return quads_of<G>(x);
+  }
+};
+
+// Layers of 32 channels at stride 1 (MobileNet's first depthwise layer): a 64-channel group
+// would leave half of every vector empty, so a vector holds two adjacent pixels instead, whose
+// windows' columns are adjacent too: the 64 bytes at column ix are column kx of the windows of
+// output pixels ox and ox + 1 (ix = ox - pad_left + kx), against taps repeated in both halves.
+// A pixel pair's window columns overlap the next pair's by one (as at stride 2).
+template <class G>
+struct PairReader {
+  static constexpr size_t kChannels = 32;
+  const int8_t* rows[G::kInRows];
+  size_t in_width;
+  __m256i padding_half;  // the zero point (before the XOR) in every byte
+  Column<G> padding;
+
+  Column<G> operator()(size_t ix) const {  // pixels ix and ix + 1; ix wraps to huge left of the image
+    const bool first = ix < in_width, second = ix + 1 < in_width;
+    if (!first && !second) return padding;
+    const __m512i sign = _mm512_set1_epi8(static_cast<char>(0x80));
+    __m512i x[G::kInRows];
+    for (size_t r = 0; r < G::kInRows; ++r) {
+      if (first && second) {
+        x[r] = _mm512_loadu_si512(rows[r] + ix * kChannels);
+      } else {  // one pixel of the pair lies outside the image
+        const auto half = [&](bool inside, size_t column) {
+          return inside ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[r] + column * kChannels)) : padding_half;
+        };
+        x[r] = _mm512_inserti64x4(_mm512_castsi256_si512(half(first, ix)), half(second, ix + 1), 1);
+      }
+      x[r] = _mm512_xor_si512(x[r], sign);
+    }
+    return quads_of<G>(x);
   }
 };
 
@@ -166,19 +213,51 @@ void sweep(const ArrangedGroup<G>& group, const ColumnReader<G>& read, size_t ou
   }
 }
 
+// Pixel pairs of a 32-channel layer at stride 1 (see PairReader) along the output rows.
+template <class G, bool kClampAbove>
+void sweep_pairs(const ArrangedGroup<G>& group, const PairReader<G>& read, size_t out_width, size_t pad_left,
+                 int8_t* y, size_t out_stride, const Requantization& rq) {
+  const size_t ix0 = 0 - pad_left;  // the first window's first column, wrapped if negative
+  Column<G> c0 = read(ix0);
+  for (size_t ox = 0; ox < out_width; ox += 2, y += 2 * PairReader<G>::kChannels) {
+    const Column<G> c1 = read(ix0 + ox + 1), c2 = read(ix0 + ox + 2);
+    pixel<G, kClampAbove>(group, c0, c1, c2, y, out_stride, byte_mask(ox + 1 < out_width ? 64 : 32), rq);
+    c0 = c2;
+  }
+}
+
 template <class G>
 void dwconv_rows(size_t channels, size_t out_width, size_t in_width, size_t pad_left,
                  const int8_t* const* rows, const uint8_t* w, int8_t* out, int32_t input_zero_point,
                  const Qs8Output& output) {
   const Requantization rq(output);
   const size_t out_stride = out_width * channels;
+  if constexpr (G::kStride == 1) {
+    if (channels == PairReader<G>::kChannels) {
+      const ArrangedGroup<G> group(w, true);
+      PairReader<G> read;
+      for (size_t r = 0; r < G::kInRows; ++r) read.rows[r] = rows[r];
+      read.in_width = in_width;
+      read.padding_half = _mm256_set1_epi8(static_cast<char>(input_zero_point));
+      const __m512i padding = _mm512_set1_epi8(static_cast<char>(input_zero_point ^ 0x80));
+      for (Quads& set : read.padding.sets) set = {{padding, padding, padding, padding}};
+      const __m512 scales[4] = {_mm512_castsi512_ps(group.scale.q[0]), _mm512_castsi512_ps(group.scale.q[1]),
+                                _mm512_castsi512_ps(group.scale.q[2]), _mm512_castsi512_ps(group.scale.q[3])};
+      if (Requantization::below_one(scales, 4)) {
+        sweep_pairs<G, false>(group, read, out_width, pad_left, out, out_stride, rq);
+      } else {
+        sweep_pairs<G, true>(group, read, out_width, pad_left, out, out_stride, rq);
+      }
+      return;
+    }
+  }
   ColumnReader<G> read;
   read.channels = channels;
   read.in_width = in_width;
   const __m512i padding = _mm512_set1_epi8(static_cast<char>(input_zero_point ^ 0x80));
   for (Quads& set : read.padding.sets) set = {{padding, padding, padding, padding}};
   for (size_t c = 0; c < channels; c += kCR, w += kGroupBytes) {
-    const ArrangedGroup<G> group(w);
+    const ArrangedGroup<G> group(w, false);
     for (size_t r = 0; r < G::kInRows; ++r) read.rows[r] = rows[r] + c;
     read.lanes = byte_mask(channels - c);
     const __m512 scales[4] = {_mm512_castsi512_ps(group.scale.q[0]), _mm512_castsi512_ps(group.scale.q[1]),
