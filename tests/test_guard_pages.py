@@ -113,7 +113,9 @@ def run_qs8_guarded(guarded, net, x_values, at_end):
 @pytest.mark.parametrize("at_end", [True, False], ids=["guard-after", "guard-before"])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_qs8_window_kernels(qs8_isa, rng, guarded, at_end, threads):
-    for i, channels in enumerate(CHANNELS):
+    # 32 channels: the VNNI depthwise kernel's pixel pairs (64-byte loads across two pixels);
+    # 130: past two of its 64-channel groups.
+    for i, channels in enumerate(CHANNELS + [32, 130]):
         for stride in (1, 2):
             for mode in ("same", "valid", "zero_pad_bottom_right", "asymmetric"):
                 h, w = 3 + (i + stride) % 6, 3 + (2 * i + 1) % 7

@@ -6,6 +6,10 @@ convolutions over every height and width from 1 to 17 each stride and padding mo
 (widths 1 to 64 for the first layer), channel counts 1 to 100 meeting every remainder of the
 kernels' channel groups; pointwise convolutions over every pair of those channel counts and 1
 to 17 rows, and MobileNet's deep layers; batch 1 and 3, one and two threads, every activation.
+The int8 kernels' own tiles add to it (see qs8_window_cases, qs8_rgb_stride2_cases,
+qs8_gemm_cases): depthwise channel counts past two groups of 64, first-layer widths past runs
+of 32 and 40 output pixels, and GEMM depths and widths that meet every remainder of KR = 2 and 4, of
+16- and 64-deep chunks of A and of 64-column panels.
 Each case runs twice, its int8 output first filled with one sentinel and then another, so an
 element no kernel wrote fails whichever value it would have held.
 """
@@ -18,9 +22,53 @@ import pytest
 import reference_qs8 as ref
 from mnengine import _core
 from mnengine.graph import ACTIVATIONS, Graph, Node
-from test_kernels import CHANNELS, gemm_cases, padding_for, rgb_stride2_cases, window_cases
+from test_kernels import (CHANNELS, PAD_MODES, SIZES, gemm_cases, padding_for, rgb_stride2_cases,
+                          window_cases, window_fits)
 
 SENTINELS = (85, -86)
+
+
+def qs8_window_cases():
+    """The float sweep; for each stride and padding mode two channel counts past two of the VNNI
+    depthwise kernel's 64-channel groups (130: two full groups and a tail of 2; 192: three
+    full); and 32 channels, which that kernel runs as pairs of pixels at stride 1, over every
+    width that fits each padding mode (pairs, a last single pixel, borders on either side)."""
+    cases = window_cases()
+    activations = list(ACTIVATIONS)
+    for i, ((stride, mode), channels) in enumerate(itertools.product(itertools.product((1, 2), PAD_MODES), (130, 192))):
+        sizes = [size for size in SIZES if window_fits(mode, size, stride)]
+        h, w = sizes[(3 * i) % len(sizes)], sizes[(5 * i + 4) % len(sizes)]
+        cases.append((channels, h, w, stride, mode, 1 + 2 * (i % 2), 1 + i // 2 % 2, activations[i % 3]))
+    for stride, mode in itertools.product((1, 2), PAD_MODES):
+        sizes = [size for size in SIZES if window_fits(mode, size, stride)]
+        for j, w in enumerate(sizes):
+            i = len(cases)
+            cases.append((32, sizes[(3 * j + 1) % len(sizes)], w, stride, mode, 1 + 2 * (i % 2), 1 + i // 2 % 2,
+                          activations[i % 3]))
+    return cases
+
+
+def qs8_rgb_stride2_cases():
+    """The float sweep (widths 1 to 64: up to 33 output pixels), and widths whose rows take two
+    to five of the x86 kernels' runs of output pixels (32 for avx2, 40 for avx512vnni), with
+    their remainders."""
+    cases = rgb_stride2_cases()
+    activations = list(ACTIVATIONS)
+    for i, (mode, w) in enumerate(itertools.product(PAD_MODES, (65, 66, 67, 130, 257))):
+        cases.append((CHANNELS[i % len(CHANNELS)], 3 + i % 2, w, mode, 1 + i % 2, 1 + i // 2 % 2, activations[i % 3]))
+    return cases
+
+
+def qs8_gemm_cases():
+    """The float sweep, and depths and widths for the x86 int8 GEMMs' tiles: k = 2 and 6 (k mod 4
+    = 2, which the float sweep's depths miss), 64, 66, 130 and 191 (one to three 64-deep chunks
+    of A and a tail), against n = 50 and 63 (a last panel of 4 vectors, partly filled), 64, 65
+    and 129 (full panels and one column over), rows cycling through every row count."""
+    cases = gemm_cases()
+    activations = list(ACTIVATIONS)
+    for i, (k, n) in enumerate(itertools.product((2, 6, 64, 66, 130, 191), (50, 63, 64, 65, 129))):
+        cases.append((1 + i % 7, 1 + i % 3, k, n, 1 + 2 * (i % 2), 1 + i // 2 % 2, activations[i % 3]))
+    return cases
 
 
 def random_quantization(rng, zero_point_range=(-128, 127)):
@@ -75,7 +123,7 @@ def assert_bit_exact(actual, expected):
         f"{actual.flat[differ[0]]} instead of {expected.flat[differ[0]]}")
 
 
-@pytest.mark.parametrize("channels,h,w,stride,mode,batch,threads,activation", window_cases())
+@pytest.mark.parametrize("channels,h,w,stride,mode,batch,threads,activation", qs8_window_cases())
 def test_qs8_depthwise3x3(qs8_isa, rng, channels, h, w, stride, mode, batch, threads, activation):
     padding = padding_for(mode, h, w, stride)
     input_q = random_quantization(rng)
@@ -90,7 +138,7 @@ def test_qs8_depthwise3x3(qs8_isa, rng, channels, h, w, stride, mode, batch, thr
     assert_bit_exact(y, expected)
 
 
-@pytest.mark.parametrize("channels,h,w,mode,batch,threads,activation", rgb_stride2_cases())
+@pytest.mark.parametrize("channels,h,w,mode,batch,threads,activation", qs8_rgb_stride2_cases())
 def test_qs8_conv3x3_rgb_stride2(qs8_isa, rng, channels, h, w, mode, batch, threads, activation):
     padding = padding_for(mode, h, w, 2)
     input_q = random_quantization(rng)
@@ -105,7 +153,7 @@ def test_qs8_conv3x3_rgb_stride2(qs8_isa, rng, channels, h, w, mode, batch, thre
     assert_bit_exact(y, expected)
 
 
-@pytest.mark.parametrize("h,w,k,n,batch,threads,activation", gemm_cases())
+@pytest.mark.parametrize("h,w,k,n,batch,threads,activation", qs8_gemm_cases())
 def test_qs8_conv1x1(qs8_isa, rng, h, w, k, n, batch, threads, activation):
     input_q = random_quantization(rng)
     weights = random_weights(rng, (k, n), n, with_bias=(h + k) % 5 != 0)
@@ -118,6 +166,62 @@ def test_qs8_conv1x1(qs8_isa, rng, h, w, k, n, batch, threads, activation):
     expected = ref.requantize_sums(sums, ref.channel_scales(input_q[0], weights["weight_scale"], output_q[0]),
                                    output_q, activation)
     assert_bit_exact(y, expected)
+
+
+def run_with_weight_scales(isa, rng, op, h, w, c, n, stride, mode, weight_scale):
+    """A layer with the given per-channel weight scales against an output scale of 1e-2 the input
+    scale (requantization scale = weight scale * 100), checked bit for bit."""
+    input_q = random_quantization(rng)
+    kernel_shape = {"conv1x1": (c, n), "depthwise3x3": (3, 3, c), "conv3x3": (3, 3, c, n)}[op]
+    weights = random_weights(rng, kernel_shape, n)
+    weights["weight_scale"] = np.asarray(weight_scale, np.float32)
+    output_q = (float(np.float32(input_q[0] * 1e-2)), int(rng.integers(-40, 40)))
+    x = random_int8(rng, (2, h, w, c))
+    if op == "conv1x1":
+        node = Node("pw", op, ["input"], weights, activation="relu6", quantization=output_q)
+        sums = ref.conv_sums(x, input_q[1], weights["kernel"][np.newaxis, np.newaxis], weights["bias"], 1, (0, 0, 0, 0))
+        activation = "relu6"
+    else:
+        padding = padding_for(mode, h, w, stride)
+        node = Node(op, op, ["input"], weights, stride, padding, "linear", output_q)
+        sums_fn = ref.depthwise_sums if op == "depthwise3x3" else ref.conv_sums
+        sums = sums_fn(x, input_q[1], weights["kernel"], weights["bias"], stride, padding)
+        activation = "linear"
+    y = run_qs8_poisoned(int8_network(isa, 2, (h, w, c), input_q, node), x)
+    scales = ref.channel_scales(input_q[0], weights["weight_scale"], output_q[0])
+    assert_bit_exact(y, ref.requantize_sums(sums, scales, output_q, activation))
+    return sums, scales
+
+
+LARGE_SCALE_LAYERS = [
+    ("conv1x1", 13, 1, 17, 70, 1, None), ("conv1x1", 7, 2, 130, 64, 1, None), ("conv1x1", 3, 1, 66, 129, 1, None),
+    ("depthwise3x3", 9, 9, 70, 70, 1, "same"), ("depthwise3x3", 8, 11, 130, 130, 2, "asymmetric"),
+    ("depthwise3x3", 6, 7, 32, 32, 1, "same"), ("conv3x3", 5, 67, 3, 33, 2, "same"), ("conv3x3", 6, 9, 3, 16, 2, "valid"),
+]
+
+
+@pytest.mark.parametrize("op,h,w,c,n,stride,mode", LARGE_SCALE_LAYERS)
+def test_qs8_large_requantization_scales(qs8_isa, rng, op, h, w, c, n, stride, mode):
+    """Requantization scales below 1 on most channels and from 1e4 to 1e6 on one in eight, chosen
+    at random, so that sums scaled past 2^31 meet the kernels' float clamp above the output
+    range (which they skip where every scale of a channel group is below 1); the outputs of the
+    large scales saturate at either end of the range."""
+    large = np.zeros(n, bool)
+    large[rng.choice(n, max(2, n // 8), replace=False)] = True
+    weight_scale = 10.0 ** np.where(large, rng.uniform(2, 4, n), rng.uniform(-5, -2.5, n))
+    sums, scales = run_with_weight_scales(qs8_isa, rng, op, h, w, c, n, stride, mode, weight_scale)
+    assert scales.min() < 1 < scales.max() and (np.abs(sums) * scales).max() > 2.0 ** 31
+
+
+@pytest.mark.parametrize("op,h,w,c,n,stride,mode", LARGE_SCALE_LAYERS[:1] + LARGE_SCALE_LAYERS[5:7])
+def test_qs8_one_large_requantization_scale(qs8_isa, rng, op, h, w, c, n, stride, mode):
+    """One channel with a requantization scale of 1e5 among scales below 1, at every channel
+    position in turn: a kernel that decides on the float clamp from part of a channel group's
+    scales fails where the large one is in the part it skipped."""
+    for channel in range(n):
+        weight_scale = 10.0 ** rng.uniform(-5, -2.5, n)
+        weight_scale[channel] = 1e3
+        run_with_weight_scales(qs8_isa, rng, op, h, w, c, n, stride, mode, weight_scale)
 
 
 @pytest.mark.parametrize("h,w,c,units,batch,threads", [

@@ -1,0 +1,131 @@
+// qs8-gemm 6x16c2 avx2: up to 6 rows of A against 16-column panels of weights packed with
+// KR = 2 (each column's 2 consecutive k side by side). AVX2 has no int8 dot product that
+// cannot saturate (VPMADDUBSW sums two u8 x s8 products into int16, which 2 x 255 x 127
+// overflows), so both operands are sign-extended to int16 and multiplied with VPMADDWD, which
+// sums each pair of k into an exact int32: a weight vector is 8 columns x 2 k (16 bytes,
+// VPMOVSXBW'd on load), A a broadcast (a[k], a[k+1]) pair. Registers: 12 accumulators
+// (6 rows x 2 ymm of 8 columns), 2 weight vectors, 1 broadcast of A.
+//
+// A is sign-extended once per 16 k of a row into a stack buffer of int16 that the broadcasts
+// read, rather than per broadcast. Weights stay int8 in the packing: int16 weights, saving the
+// VPMOVSXBW of 2 loads per 12 VPMADDWD, ran 0-11% faster in a cache-resident microbenchmark
+// (51-57 against 50-51 G multiply-adds/s) and 3% slower at K = N = 1024, for twice the bytes.
+// 4x24 and 3x32 tiles ran no faster than 6x16.
+//
+// Each row count 1..6 has its own instantiation, and a last panel of 8 columns or fewer
+// computes only its low half. The k tail of a row is copied byte by byte into a zeroed block
+// (AVX2 has no byte-masked load), which meets zero weights past kc.
+#include <cstring>
+#include <utility>
+
+#include "../gemm-rows.h"
+#include "avx2_helpers.h"
+
+namespace mnengine {
+namespace {
+
+using avx2::load_tail;
+using avx2::Qs8Requantization;
+using avx2::store_tail;
+
+constexpr size_t kNR = 16;                   // columns per panel: 2 ymm of 8 int32 sums
+constexpr size_t kKR = 2;                    // k per int32 lane of VPMADDWD
+constexpr size_t kBlockBytes = kNR * kKR;    // one k block of a panel's weights
+constexpr size_t kChunk = 16;                // k of a row sign-extended into the buffer at a time
+
+// Sign-extends a[0, count) (count <= 16) into `out`, zeros after.
+inline void widen_chunk(const int8_t* a, size_t count, int16_t* out) {
+  const __m128i bytes = count == kChunk ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(a)) : load_tail(a, count);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(out), _mm256_cvtepi8_epi16(bytes));
+}
+
+inline void store_row(int8_t* c, __m128i out, size_t columns) {
+  if (columns >= kNR) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(c), out);
+  } else {
+    store_tail(c, out, columns);
+  }
+}
+
+// One panel for rows I..., its first 8 * sizeof...(V) columns computed and the first
+// `columns` stored.
+template <size_t... I, size_t... V>
+inline void panel(std::index_sequence<I...>, std::index_sequence<V...>, size_t kc,
+                  const int8_t* const* a, const uint8_t* w, int8_t* const* c, size_t columns,
+                  const Qs8Requantization& rq) {
+  constexpr size_t kRows = sizeof...(I), kVectors = sizeof...(V);
+  const auto for_rows = [](auto&& f) { (f(std::integral_constant<size_t, I>()), ...); };
+  __m256i acc[kRows * kVectors];
+  {
+    const __m256i bias[kVectors] = {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w) + V)...};
+    for_rows([&](auto row) {
+      constexpr size_t i = decltype(row)::value;
+      ((acc[i * kVectors + V] = bias[V]), ...);
+    });
+  }
+  w += kNR * sizeof(int32_t);
+
+  alignas(32) int16_t widened[kRows][kChunk];  // the chunk of A being multiplied, as int16
+  for (size_t k0 = 0; k0 < kc; k0 += kChunk) {
+    const size_t chunk = kc - k0 < kChunk ? kc - k0 : kChunk;
+    (widen_chunk(a[I] + k0, chunk, widened[I]), ...);
+    const size_t blocks = (chunk + kKR - 1) / kKR;
+    for (size_t b = 0; b < blocks; ++b, w += kBlockBytes) {
+      const __m256i weights[kVectors] = {
+          _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w) + V))...};
+      for_rows([&](auto row) {
+        constexpr size_t i = decltype(row)::value;
+        int32_t pair;
+        std::memcpy(&pair, widened[i] + b * kKR, sizeof(pair));
+        const __m256i x = _mm256_set1_epi32(pair);
+        ((acc[i * kVectors + V] = _mm256_add_epi32(acc[i * kVectors + V], _mm256_madd_epi16(x, weights[V]))), ...);
+      });
+    }
+  }
+
+  const __m256 scale[kVectors] = {_mm256_loadu_ps(reinterpret_cast<const float*>(w) + 8 * V)...};
+  const auto store_rows = [&](auto clamp_above) {
+    for_rows([&](auto row) {
+      constexpr size_t i = decltype(row)::value;
+      __m256i q[2];
+      ((q[V] = rq.to_int32<decltype(clamp_above)::value>(acc[i * kVectors + V], scale[V])), ...);
+      if constexpr (kVectors == 1) q[1] = q[0];  // lanes that are not stored
+      store_row(c[i], rq.pack(q[0], q[1]), columns);
+    });
+  };
+  // Requantization scales are typically far below 1, where the float clamp above is not needed.
+  if (Qs8Requantization::below_one(scale, kVectors)) {
+    store_rows(std::false_type());
+  } else {
+    store_rows(std::true_type());
+  }
+}
+
+template <size_t kRows>
+void gemm_rows(size_t nc, size_t kc, const int8_t* a, size_t a_stride, const uint8_t* w, int8_t* c,
+               size_t c_stride, const Qs8Requantization& rq) {
+  const auto rows = std::make_index_sequence<kRows>();
+  const int8_t* a_row[kRows];
+  int8_t* c_row[kRows];
+  for (size_t i = 0; i < kRows; ++i) {
+    a_row[i] = a + i * a_stride;
+    c_row[i] = c + i * c_stride;
+  }
+  const size_t panel_bytes = kNR * (2 * sizeof(int32_t) + (kc + kKR - 1) / kKR * kKR);
+  for (; nc > 8; nc = nc > kNR ? nc - kNR : 0, w += panel_bytes) {
+    panel(rows, std::make_index_sequence<2>(), kc, a_row, w, c_row, nc, rq);
+    for (size_t i = 0; i < kRows; ++i) c_row[i] += kNR;
+  }
+  if (nc != 0) panel(rows, std::make_index_sequence<1>(), kc, a_row, w, c_row, nc, rq);
+}
+
+}  // namespace
+
+void qs8_gemm_6x16c2__avx2(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
+                           const void* packed_w, int8_t* c, size_t c_stride, const Qs8Output& output) {
+  const Qs8Requantization rq(output);
+  const auto* w = static_cast<const uint8_t*>(packed_w);
+  dispatch_rows<6>(mr, [&](auto rows) { gemm_rows<decltype(rows)::value>(nc, kc, a, a_stride, w, c, c_stride, rq); });
+}
+
+}  // namespace mnengine
