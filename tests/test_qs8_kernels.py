@@ -168,6 +168,38 @@ def test_qs8_conv1x1(qs8_isa, rng, h, w, k, n, batch, threads, activation):
     assert_bit_exact(y, expected)
 
 
+def run_float_output(network, x_int8, input_q):
+    """A network whose int8 input is `x_int8` and whose output is float32 (a dequantizing GEMM),
+    through run(): its float input holds x's real values, which quantize back to x exactly
+    (checked), and its output is poisoned with NaN."""
+    x = ref.dequantize(x_int8, input_q).reshape(x_int8.shape)
+    assert np.array_equal(ref.quantize(x, input_q), x_int8), "the float input would not quantize back to x"
+    out = np.full((x.shape[0], int(np.prod(network.output_shape))), np.nan, np.float32)
+    network.run(np.ascontiguousarray(x), out)
+    return out
+
+
+def expected_float_output(sums, input_q, weight_scale, activation):
+    """float32(sum) * float32(input scale * weight scale), clamped to the activation's range."""
+    real = sums.astype(np.float32) * ref.channel_scales(input_q[0], weight_scale, 1.0)
+    low, high = ref.RELU_BOUNDS[activation]
+    return np.clip(real, -np.inf if low is None else low, np.inf if high is None else high).astype(np.float32)
+
+
+@pytest.mark.parametrize("h,w,k,n,batch,threads,activation", qs8_gemm_cases()[::3])
+def test_qs8_conv1x1_float_output(qs8_isa, rng, h, w, k, n, batch, threads, activation):
+    """The GEMM's float32 output stage (an int8 network's classifier), on every third case of
+    the sweep: the same sums dequantized, bit for bit."""
+    input_q = random_quantization(rng)
+    weights = random_weights(rng, (k, n), n, with_bias=(h + k) % 5 != 0)
+    x = random_int8(rng, (batch, h, w, k))
+    node = Node("pw", "conv1x1", ["input"], weights, activation=activation)
+    y = run_float_output(int8_network(qs8_isa, threads, (h, w, k), input_q, node), x, input_q)
+    sums = ref.conv_sums(x, input_q[1], weights["kernel"][np.newaxis, np.newaxis], weights.get("bias"), 1,
+                         (0, 0, 0, 0))
+    assert np.array_equal(y, expected_float_output(sums, input_q, weights["weight_scale"], activation).reshape(y.shape))
+
+
 def run_with_weight_scales(isa, rng, op, h, w, c, n, stride, mode, weight_scale):
     """A layer with the given per-channel weight scales against an output scale of 1e-2 the input
     scale (requantization scale = weight scale * 100), checked bit for bit."""
@@ -239,6 +271,20 @@ def test_qs8_dense(qs8_isa, rng, h, w, c, units, batch, threads):
     expected = ref.requantize_sums(sums, ref.channel_scales(input_q[0], weights["weight_scale"], output_q[0]),
                                    output_q)
     assert_bit_exact(y.reshape(batch, units), expected)
+
+
+@pytest.mark.parametrize("h,w,c,units,batch,threads", [
+    (1, 1, 1, 1, 1, 1), (1, 1, 1024, 1000, 1, 2), (1, 1, 1280, 1000, 3, 1), (3, 3, 17, 37, 3, 2),
+    (1, 1, 33, 17, 8, 1),
+])
+def test_qs8_dense_float_output(qs8_isa, rng, h, w, c, units, batch, threads):
+    input_q = random_quantization(rng)
+    weights = random_weights(rng, (h * w * c, units), units)
+    x = random_int8(rng, (batch, h, w, c))
+    node = Node("fc", "dense", ["input"], weights)
+    y = run_float_output(int8_network(qs8_isa, threads, (h, w, c), input_q, node), x, input_q)
+    sums = ref.dense_sums(x, input_q[1], weights["kernel"], weights["bias"])
+    assert np.array_equal(y, expected_float_output(sums, input_q, weights["weight_scale"], "linear"))
 
 
 ELEMENTWISE_SHAPES = [(1, 1), (3, 5), (17, 16), (112, 112)]

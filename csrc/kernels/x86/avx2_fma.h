@@ -24,6 +24,8 @@ uint64_t f32_fma_peak__avx2_fma(uint64_t iterations, float* sink);
 
 void qs8_gemm_6x16c2__avx2(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
                            const void* packed_w, int8_t* c, size_t c_stride, const Qs8Output& output);
+void qs8_gemm_f32_6x16c2__avx2(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
+                               const void* packed_w, float* c, size_t c_stride, Clamp clamp);
 void qs8_dwconv3x3__avx2(size_t channels, size_t out_rows, size_t out_width, size_t in_width,
                          size_t stride, size_t pad_left, const int8_t* const* rows, const void* packed_w,
                          int8_t* out, int32_t input_zero_point, const Qs8Output& output);

@@ -9,6 +9,7 @@ Qs8KernelSet qs8_avx2_kernels() {
   return {
       "avx2",
       /*gemm_mr=*/6, /*gemm_nr=*/16, /*gemm_kr=*/2, /*gemm_input_offset=*/0, qs8_gemm_6x16c2__avx2,
+      qs8_gemm_f32_6x16c2__avx2,
       /*dwconv_cr=*/16, qs8_dwconv3x3__avx2,
       /*conv3x3s2c3_cr=*/16, qs8_conv3x3s2c3__avx2,
       qs8_vadd__avx2,
@@ -64,6 +65,7 @@ const KernelSet& avx512vnni_kernels() {
         "avx512vnni",
         // VPDPBUSD reads A as unsigned a + 128: the packing folds -128 * sum_k w into the biases.
         /*gemm_mr=*/6, /*gemm_nr=*/64, /*gemm_kr=*/4, /*gemm_input_offset=*/128, qs8_gemm_6x64c4__avx512vnni,
+        qs8_gemm_f32_6x64c4__avx512vnni,
         /*dwconv_cr=*/64, qs8_dwconv3x3__avx512vnni,
         /*conv3x3s2c3_cr=*/16, qs8_conv3x3s2c3__avx512vnni,
         qs8_vadd__avx2,

@@ -1,4 +1,5 @@
-// qs8-gemm 6x16c2 avx2: up to 6 rows of A against 16-column panels of weights packed with
+// qs8-gemm 6x16c2 avx2 and qs8-gemm-f32 6x16c2 avx2 (the same sums, dequantized to float32
+// outputs): up to 6 rows of A against 16-column panels of weights packed with
 // KR = 2 (each column's 2 consecutive k side by side). AVX2 has no int8 dot product that
 // cannot saturate (VPMADDUBSW sums two u8 x s8 products into int16, which 2 x 255 x 127
 // overflows), so both operands are sign-extended to int16 and multiplied with VPMADDWD, which
@@ -16,6 +17,7 @@
 // computes only its low half. The k tail of a row is copied byte by byte into a zeroed block
 // (AVX2 has no byte-masked load), which meets zero weights past kc.
 #include <cstring>
+#include <type_traits>
 #include <utility>
 
 #include "../gemm-rows.h"
@@ -47,12 +49,38 @@ inline void store_row(int8_t* c, __m128i out, size_t columns) {
   }
 }
 
+// The output stages: a panel's sums requantized to int8, or dequantized to float32 (each sum
+// times its scale, then clamped).
+struct Int8Output {
+  using Type = int8_t;
+  Qs8Requantization rq;
+};
+
+struct FloatOutput {
+  using Type = float;
+  __m256 min, max;
+
+  // Vector v (8 columns) of a row's sums into c[8v, ...), of which `columns` are stored.
+  void store(float* c, size_t v, __m256i sums, __m256 scale, size_t columns) const {
+    const __m256 value = _mm256_mul_ps(_mm256_cvtepi32_ps(sums), scale);
+    const __m256 clamped = _mm256_min_ps(_mm256_max_ps(value, min), max);
+    const size_t left = columns > 8 * v ? columns - 8 * v : 0;
+    if (left >= 8) {
+      _mm256_storeu_ps(c + 8 * v, clamped);
+    } else if (left != 0) {
+      alignas(32) float lanes[8];
+      _mm256_store_ps(lanes, clamped);
+      std::memcpy(c + 8 * v, lanes, left * sizeof(float));
+    }
+  }
+};
+
 // One panel for rows I..., its first 8 * sizeof...(V) columns computed and the first
-// `columns` stored.
-template <size_t... I, size_t... V>
+// `columns` stored by the output stage.
+template <class Output, size_t... I, size_t... V>
 inline void panel(std::index_sequence<I...>, std::index_sequence<V...>, size_t kc,
-                  const int8_t* const* a, const uint8_t* w, int8_t* const* c, size_t columns,
-                  const Qs8Requantization& rq) {
+                  const int8_t* const* a, const uint8_t* w, typename Output::Type* const* c, size_t columns,
+                  const Output& output) {
   constexpr size_t kRows = sizeof...(I), kVectors = sizeof...(V);
   const auto for_rows = [](auto&& f) { (f(std::integral_constant<size_t, I>()), ...); };
   __m256i acc[kRows * kVectors];
@@ -84,48 +112,64 @@ inline void panel(std::index_sequence<I...>, std::index_sequence<V...>, size_t k
   }
 
   const __m256 scale[kVectors] = {_mm256_loadu_ps(reinterpret_cast<const float*>(w) + 8 * V)...};
-  const auto store_rows = [&](auto clamp_above) {
+  // Each row's vectors by constant index (a loop over a pointer to the accumulators made GCC keep
+  // them in memory through the k loop: 1.2x the time).
+  if constexpr (std::is_same_v<Output, FloatOutput>) {
     for_rows([&](auto row) {
       constexpr size_t i = decltype(row)::value;
-      __m256i q[2];
-      ((q[V] = rq.to_int32<decltype(clamp_above)::value>(acc[i * kVectors + V], scale[V])), ...);
-      if constexpr (kVectors == 1) q[1] = q[0];  // lanes that are not stored
-      store_row(c[i], rq.pack(q[0], q[1]), columns);
+      (output.store(c[i], V, acc[i * kVectors + V], scale[V], columns), ...);
     });
-  };
-  // Requantization scales are typically far below 1, where the float clamp above is not needed.
-  if (Qs8Requantization::below_one(scale, kVectors)) {
-    store_rows(std::false_type());
   } else {
-    store_rows(std::true_type());
+    const auto store_rows = [&](auto clamp_above) {
+      for_rows([&](auto row) {
+        constexpr size_t i = decltype(row)::value;
+        __m256i q[2];
+        ((q[V] = output.rq.template to_int32<decltype(clamp_above)::value>(acc[i * kVectors + V], scale[V])), ...);
+        if constexpr (kVectors == 1) q[1] = q[0];  // lanes that are not stored
+        store_row(c[i], output.rq.pack(q[0], q[1]), columns);
+      });
+    };
+    // Requantization scales are typically far below 1, where the float clamp above is not needed.
+    if (Qs8Requantization::below_one(scale, kVectors)) {
+      store_rows(std::false_type());
+    } else {
+      store_rows(std::true_type());
+    }
   }
 }
 
-template <size_t kRows>
-void gemm_rows(size_t nc, size_t kc, const int8_t* a, size_t a_stride, const uint8_t* w, int8_t* c,
-               size_t c_stride, const Qs8Requantization& rq) {
+template <size_t kRows, class Output>
+void gemm_rows(size_t nc, size_t kc, const int8_t* a, size_t a_stride, const uint8_t* w,
+               typename Output::Type* c, size_t c_stride, const Output& output) {
   const auto rows = std::make_index_sequence<kRows>();
   const int8_t* a_row[kRows];
-  int8_t* c_row[kRows];
+  typename Output::Type* c_row[kRows];
   for (size_t i = 0; i < kRows; ++i) {
     a_row[i] = a + i * a_stride;
     c_row[i] = c + i * c_stride;
   }
   const size_t panel_bytes = kNR * (2 * sizeof(int32_t) + (kc + kKR - 1) / kKR * kKR);
   for (; nc > 8; nc = nc > kNR ? nc - kNR : 0, w += panel_bytes) {
-    panel(rows, std::make_index_sequence<2>(), kc, a_row, w, c_row, nc, rq);
+    panel(rows, std::make_index_sequence<2>(), kc, a_row, w, c_row, nc, output);
     for (size_t i = 0; i < kRows; ++i) c_row[i] += kNR;
   }
-  if (nc != 0) panel(rows, std::make_index_sequence<1>(), kc, a_row, w, c_row, nc, rq);
+  if (nc != 0) panel(rows, std::make_index_sequence<1>(), kc, a_row, w, c_row, nc, output);
 }
 
 }  // namespace
 
 void qs8_gemm_6x16c2__avx2(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
                            const void* packed_w, int8_t* c, size_t c_stride, const Qs8Output& output) {
-  const Qs8Requantization rq(output);
+  const Int8Output stage{Qs8Requantization(output)};
   const auto* w = static_cast<const uint8_t*>(packed_w);
-  dispatch_rows<6>(mr, [&](auto rows) { gemm_rows<decltype(rows)::value>(nc, kc, a, a_stride, w, c, c_stride, rq); });
+  dispatch_rows<6>(mr, [&](auto rows) { gemm_rows<decltype(rows)::value>(nc, kc, a, a_stride, w, c, c_stride, stage); });
+}
+
+void qs8_gemm_f32_6x16c2__avx2(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
+                               const void* packed_w, float* c, size_t c_stride, Clamp clamp) {
+  const FloatOutput stage{_mm256_set1_ps(clamp.min), _mm256_set1_ps(clamp.max)};
+  const auto* w = static_cast<const uint8_t*>(packed_w);
+  dispatch_rows<6>(mr, [&](auto rows) { gemm_rows<decltype(rows)::value>(nc, kc, a, a_stride, w, c, c_stride, stage); });
 }
 
 }  // namespace mnengine

@@ -1,4 +1,5 @@
-// qs8-gemm 6x64c4 avx512vnni: up to 6 rows of A against 64-column panels of weights packed
+// qs8-gemm 6x64c4 avx512vnni and qs8-gemm-f32 6x64c4 avx512vnni (the same sums, dequantized
+// to float32 outputs): up to 6 rows of A against 64-column panels of weights packed
 // with KR = 4 (each column's 4 consecutive k in one dword, as VPDPBUSD sums them). Registers:
 // 24 accumulators (6 rows x 4 zmm of 16 columns), 4 weight vectors, 1 broadcast of A. A step of
 // 4 k issues 24 VPDPBUSD for 4 weight loads and 6 broadcasts, so the loads stay well under the
@@ -85,13 +86,54 @@ inline void store_row(int8_t* c, __m512i s0, __m512i s1, __m512i s2, __m512i s3,
   }
 }
 
+// The int8 output stage: a panel's rows requantized.
+struct Int8Output {
+  using Type = int8_t;
+  Requantization rq;
+
+  template <size_t kVectors, size_t... I>
+  void store(std::index_sequence<I...>, int8_t* const* c, const __m512i (*sums)[4], const __m512* scale,
+             size_t columns) const {
+    // Requantization scales are typically far below 1, where the float clamp above is not needed.
+    if (Requantization::below_one(scale, kVectors)) {
+      (store_row<kVectors, false>(c[I], sums[I][0], sums[I][1], sums[I][2], sums[I][3], scale, columns, rq), ...);
+    } else {
+      (store_row<kVectors, true>(c[I], sums[I][0], sums[I][1], sums[I][2], sums[I][3], scale, columns, rq), ...);
+    }
+  }
+};
+
+// The float32 output stage: each sum times its scale, clamped (product, then clamp).
+struct FloatOutput {
+  using Type = float;
+  __m512 min, max;
+
+  template <size_t kVectors, size_t... I>
+  void store(std::index_sequence<I...>, float* const* c, const __m512i (*sums)[4], const __m512* scale,
+             size_t columns) const {
+    const auto row = [&](float* out, const __m512i* row_sums) {
+      for (size_t v = 0; v < kVectors; ++v) {
+        const __m512 value = _mm512_mul_ps(_mm512_cvtepi32_ps(row_sums[v]), scale[v]);
+        const __m512 clamped = _mm512_min_ps(_mm512_max_ps(value, min), max);
+        const size_t left = columns > 16 * v ? columns - 16 * v : 0;
+        if (left >= 16) {
+          _mm512_storeu_ps(out + 16 * v, clamped);
+        } else {
+          _mm512_mask_storeu_ps(out + 16 * v, static_cast<__mmask16>((1u << left) - 1), clamped);
+        }
+      }
+    };
+    (row(c[I], sums[I]), ...);
+  }
+};
+
 // One panel for rows I..., its first 16 * kVectors columns computed and the first `columns`
-// stored. The accumulators are indexed by constants only (fold expressions over the rows, the
-// vectors written out), so that GCC keeps them in registers: with loops over the vectors it
-// kept them on the stack.
-template <size_t kVectors, size_t... I>
-inline void panel(std::index_sequence<I...>, size_t kc, const int8_t* const* a, const uint8_t* w,
-                  int8_t* const* c, size_t columns, const Requantization& rq) {
+// stored by the output stage. The accumulators are indexed by constants only (fold expressions
+// over the rows, the vectors written out), so that GCC keeps them in registers: with loops over
+// the vectors it kept them on the stack.
+template <size_t kVectors, class Output, size_t... I>
+inline void panel(std::index_sequence<I...> rows, size_t kc, const int8_t* const* a, const uint8_t* w,
+                  typename Output::Type* const* c, size_t columns, const Output& output) {
   constexpr size_t kRows = sizeof...(I);
   __m512i acc[4][kRows];  // [vector of 16 columns][row]
   {
@@ -129,35 +171,30 @@ inline void panel(std::index_sequence<I...>, size_t kc, const int8_t* const* a, 
   const PanelVectors<kVectors> scale_bits(w);
   __m512 scale[4];
   for (size_t v = 0; v < 4; ++v) scale[v] = _mm512_castsi512_ps(scale_bits.v[v]);
-  // Requantization scales are typically far below 1, where the float clamp above is not needed.
-  if (Requantization::below_one(scale, kVectors)) {
-    (store_row<kVectors, false>(c[I], sums[I][0], sums[I][1], sums[I][2], sums[I][3], scale, columns, rq), ...);
-  } else {
-    (store_row<kVectors, true>(c[I], sums[I][0], sums[I][1], sums[I][2], sums[I][3], scale, columns, rq), ...);
-  }
+  output.template store<kVectors>(rows, c, sums, scale, columns);
 }
 
-template <size_t kRows>
-void gemm_rows(size_t nc, size_t kc, const int8_t* a, size_t a_stride, const uint8_t* w, int8_t* c,
-               size_t c_stride, const Requantization& rq) {
+template <size_t kRows, class Output>
+void gemm_rows(size_t nc, size_t kc, const int8_t* a, size_t a_stride, const uint8_t* w,
+               typename Output::Type* c, size_t c_stride, const Output& output) {
   const auto rows = std::make_index_sequence<kRows>();
   const int8_t* a_row[kRows];
-  int8_t* c_row[kRows];
+  typename Output::Type* c_row[kRows];
   for (size_t i = 0; i < kRows; ++i) {
     a_row[i] = a + i * a_stride;
     c_row[i] = c + i * c_stride;
   }
   const size_t panel_bytes = kNR * (2 * sizeof(int32_t) + (kc + kKR - 1) / kKR * kKR);
   for (; nc >= kNR; nc -= kNR, w += panel_bytes) {
-    panel<4>(rows, kc, a_row, w, c_row, kNR, rq);
+    panel<4>(rows, kc, a_row, w, c_row, kNR, output);
     for (size_t i = 0; i < kRows; ++i) c_row[i] += kNR;
   }
   switch ((nc + 15) / 16) {
     case 0: return;
-    case 1: return panel<1>(rows, kc, a_row, w, c_row, nc, rq);
-    case 2: return panel<2>(rows, kc, a_row, w, c_row, nc, rq);
-    case 3: return panel<3>(rows, kc, a_row, w, c_row, nc, rq);
-    default: return panel<4>(rows, kc, a_row, w, c_row, nc, rq);
+    case 1: return panel<1>(rows, kc, a_row, w, c_row, nc, output);
+    case 2: return panel<2>(rows, kc, a_row, w, c_row, nc, output);
+    case 3: return panel<3>(rows, kc, a_row, w, c_row, nc, output);
+    default: return panel<4>(rows, kc, a_row, w, c_row, nc, output);
   }
 }
 
@@ -165,9 +202,16 @@ void gemm_rows(size_t nc, size_t kc, const int8_t* a, size_t a_stride, const uin
 
 void qs8_gemm_6x64c4__avx512vnni(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
                                  const void* packed_w, int8_t* c, size_t c_stride, const Qs8Output& output) {
-  const Requantization rq(output);
+  const Int8Output stage{Requantization(output)};
   const auto* w = static_cast<const uint8_t*>(packed_w);
-  dispatch_rows<6>(mr, [&](auto rows) { gemm_rows<decltype(rows)::value>(nc, kc, a, a_stride, w, c, c_stride, rq); });
+  dispatch_rows<6>(mr, [&](auto rows) { gemm_rows<decltype(rows)::value>(nc, kc, a, a_stride, w, c, c_stride, stage); });
+}
+
+void qs8_gemm_f32_6x64c4__avx512vnni(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
+                                     const void* packed_w, float* c, size_t c_stride, Clamp clamp) {
+  const FloatOutput stage{_mm512_set1_ps(clamp.min), _mm512_set1_ps(clamp.max)};
+  const auto* w = static_cast<const uint8_t*>(packed_w);
+  dispatch_rows<6>(mr, [&](auto rows) { gemm_rows<decltype(rows)::value>(nc, kc, a, a_stride, w, c, c_stride, stage); });
 }
 
 }  // namespace mnengine
