@@ -6,7 +6,7 @@
 // int16 (2 * 128 * 127 = 32512): that is why weights are in [-127, 127] and why SMLAL may add
 // the second product without saturation. The 8 multiplies per instruction are the point:
 // int16 x int16 -> int32 multiply-adds (SMLAL by element, KR = 1) do 4.
-// Registers: 16 accumulators (2 rows x 8 columns), 2 of A (16 k of each row), 2 products and
+// Registers: 16 accumulators (2 rows x 8 columns), 4 D of A (16 k of each row), products and
 // the weights streamed through D registers: under 32, no spills. Each accumulator holds four
 // partial sums of its column, added pairwise (ADDP) at the end.
 #include <cstddef>
@@ -44,15 +44,17 @@ void gemm_rows(size_t nc, size_t kc, const int8_t* a, size_t a_stride, const uin
     for (; k + 2 * kKR <= kc; k += 2 * kKR, wk += 2 * kKR * kNR) {
       __builtin_prefetch(wk + kPrefetchBytes);
       __builtin_prefetch(wk + kPrefetchBytes + 64);
-      int8x16_t va[kRows];
+      // A as two D registers per row (a pair load), not one q: SMULL reads D registers, and
+      // the upper half of a q would take an EXT to get there.
+      int8x8_t va0[kRows], va1[kRows];
       MNENGINE_UNROLL
-      for (size_t i = 0; i < kRows; ++i) va[i] = vld1q_s8(row[i] + k);
+      for (size_t i = 0; i < kRows; ++i) va0[i] = vld1_s8(row[i] + k), va1[i] = vld1_s8(row[i] + k + kKR);
       MNENGINE_UNROLL
       for (size_t j = 0; j < kNR; ++j) {
         const int8x8_t w0 = vld1_s8(wk + j * kKR), w1 = vld1_s8(wk + (kNR + j) * kKR);
         MNENGINE_UNROLL
         for (size_t i = 0; i < kRows; ++i) {
-          const int16x8_t products = vmlal_s8(vmull_s8(w0, vget_low_s8(va[i])), w1, vget_high_s8(va[i]));
+          const int16x8_t products = vmlal_s8(vmull_s8(w0, va0[i]), w1, va1[i]);
           acc[i][j] = vpadalq_s16(acc[i][j], products);
         }
       }
