@@ -347,3 +347,9 @@ def test_quantize_dequantize(qs8_isa, rng, n, batch):
     network.run(x, y)
     expected = ref.dequantize(ref.quantize(x, input_q), input_q).reshape(batch, n)
     assert np.array_equal(y, expected), np.flatnonzero(y != expected)[:10]
+
+
+def test_dot_peak(qs8_isa):
+    """The int8 peak loop (bench --profile's ceiling) runs on every int8 family: it is kernel
+    code like the rest, with instructions of its own (SDOT, VPDPBUSD)."""
+    assert _core.measure_dot_peak(qs8_isa, 0.01) > 0

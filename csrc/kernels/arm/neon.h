@@ -1,9 +1,13 @@
 // NEON kernels (aarch64). Advanced SIMD is part of the ARMv8-A baseline, so these files need
 // no extra compiler flags and run on every aarch64 core, Cortex-A53 included; they use no
-// later extension (dotprod, fp16, SVE).
+// later extension (dotprod, fp16, SVE). The exceptions are the *-neondot.cc files, compiled
+// with -march=armv8.2-a+dotprod (CMakeLists.txt) and called only where the CPU reports the
+// dot-product instructions (neon_dotprod_kernels(), chosen by isa.cc).
 #pragma once
 
 #include <arm_neon.h>
+
+#include <cstring>
 
 #include "../../kernels.h"
 
@@ -23,6 +27,29 @@ void f32_gavgpool__neon(size_t pixels, size_t channels, const float* x, float* y
 void f32_gmaxpool__neon(size_t pixels, size_t channels, const float* x, float* y);
 void f32_softmax__neon(size_t n, const float* x, float* y);
 uint64_t f32_fma_peak__neon(uint64_t iterations, float* sink);
+
+void qs8_gemm_2x8c8__neon(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
+                          const void* packed_w, int8_t* c, size_t c_stride, const Qs8Output& output);
+void qs8_dwconv3x3__neon(size_t channels, size_t out_rows, size_t out_width, size_t in_width,
+                         size_t stride, size_t pad_left, const int8_t* const* rows,
+                         const void* packed_w, int8_t* out, int32_t input_zero_point,
+                         const Qs8Output& output);
+void qs8_conv3x3s2c3__neon(size_t channels, size_t out_width, size_t in_width, size_t pad_left,
+                           const int8_t* const* rows, const void* packed_w, int8_t* out,
+                           int32_t input_zero_point, const Qs8Output& output);
+void qs8_vadd__neon(size_t n, const int8_t* a, const int8_t* b, int8_t* y, const Qs8AddParams& params);
+void qs8_gavgpool__neon(size_t pixels, size_t channels, const int8_t* x, int8_t* y,
+                        int32_t input_zero_point, float scale, const Qs8Output& output);
+void qs8_gmaxpool__neon(size_t pixels, size_t channels, const int8_t* x, int8_t* y,
+                        int32_t input_zero_point, float scale, const Qs8Output& output);
+void qs8_quantize__neon(size_t n, const float* x, int8_t* y, float inv_scale, const Qs8Output& output);
+void qs8_dequantize__neon(size_t n, const int8_t* x, float* y, int32_t zero_point, float scale);
+uint64_t qs8_dot_peak__neon(uint64_t iterations, int32_t* sink);
+
+// ARMv8.2 dot product (SDOT): only for CPUs with HWCAP_ASIMDDP.
+void qs8_gemm_4x8c4__neondot(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
+                             const void* packed_w, int8_t* c, size_t c_stride, const Qs8Output& output);
+uint64_t qs8_dot_peak__neondot(uint64_t iterations, int32_t* sink);
 
 namespace neon {
 
@@ -70,6 +97,119 @@ struct Simd {
   static Vec dup(float x) { return vdupq_n_f32(x); }
   static Vec fma(Vec acc, Vec x, Vec w) { return vfmaq_f32(acc, x, w); }
   static Vec clamp(Vec x, Vec lo, Vec hi) { return neon::clamp(x, lo, hi); }
+};
+
+// ---- qs8 ----
+
+// The first `count` (0..8) bytes at p as the low bytes of an integer, the others zero; reads
+// nothing past them. (Fixed-size copies compile to single loads, unaligned as they may be.)
+inline uint64_t load_bytes(const int8_t* p, size_t count) {
+  uint64_t bytes = 0;
+  if (count == 8) {
+    std::memcpy(&bytes, p, 8);
+    return bytes;
+  }
+  size_t offset = 0;
+  if (count & 4) {
+    uint32_t four;
+    std::memcpy(&four, p, 4);
+    bytes = four;
+    offset = 4;
+  }
+  if (count & 2) {
+    uint16_t two;
+    std::memcpy(&two, p + offset, 2);
+    bytes |= static_cast<uint64_t>(two) << (8 * offset);
+    offset += 2;
+  }
+  if (count & 1) bytes |= static_cast<uint64_t>(static_cast<uint8_t>(p[offset])) << (8 * offset);
+  return bytes;
+}
+
+// The first `count` (< 16) bytes at p in the low lanes, the others zero; reads nothing past
+// them (channel and k tails: kernels never read past their buffers).
+inline int8x16_t load_partial_s8(const int8_t* p, size_t count) {
+  const uint64_t lo = load_bytes(p, count < 8 ? count : 8);
+  const uint64_t hi = count > 8 ? load_bytes(p + 8, count - 8) : 0;
+  return vcombine_s8(vcreate_s8(lo), vcreate_s8(hi));
+}
+
+// Stores the first `count` (< 16) lanes of v at p.
+inline void store_partial_s8(int8_t* p, int8x16_t v, size_t count) {
+  if (count & 8) {
+    vst1_s8(p, vget_low_s8(v));
+    p += 8;
+    v = vextq_s8(v, v, 8);
+  }
+  if (count & 4) {
+    const uint32_t four = vgetq_lane_u32(vreinterpretq_u32_s8(v), 0);
+    std::memcpy(p, &four, 4);
+    p += 4;
+    v = vextq_s8(v, v, 4);
+  }
+  if (count & 2) {
+    const uint16_t two = vgetq_lane_u16(vreinterpretq_u16_s8(v), 0);
+    std::memcpy(p, &two, 2);
+    p += 2;
+    v = vextq_s8(v, v, 2);
+  }
+  if (count & 1) *p = vgetq_lane_s8(v, 0);
+}
+
+// A q register of int8 channels, for the kernels that walk channels 16 at a time: all 16
+// (Int8Full) or the first `count` (1..15) of a group that ends a row of pixels (Int8Tail; 8,
+// the tail of layers with 8 * odd channels, takes D loads and stores, not byte copies).
+struct Int8Full {
+  int8x16_t load(const int8_t* p) const { return vld1q_s8(p); }
+  void store(int8_t* p, int8x16_t v) const { vst1q_s8(p, v); }
+};
+struct Int8Tail {
+  size_t count;
+  int8x16_t load(const int8_t* p) const {
+    return count == 8 ? vcombine_s8(vld1_s8(p), vdup_n_s8(0)) : load_partial_s8(p, count);
+  }
+  void store(int8_t* p, int8x16_t v) const {
+    if (count == 8) {
+      vst1_s8(p, vget_low_s8(v));
+    } else {
+      store_partial_s8(p, v, count);
+    }
+  }
+};
+
+inline float32x4_t load_f32(const uint8_t* p) { return vld1q_f32(reinterpret_cast<const float*>(p)); }
+inline int32x4_t load_s32(const uint8_t* p) { return vld1q_s32(reinterpret_cast<const int32_t*>(p)); }
+
+// float(acc) * scale: the requantization's one float operation before rounding.
+inline float32x4_t scaled(int32x4_t acc, float32x4_t scale) { return vmulq_f32(vcvtq_f32_s32(acc), scale); }
+
+// The rest of the requantization of Qs8Output (kernels.h): round to nearest even (FCVTNS),
+// narrow to int16 with saturation, add the zero point (saturating), narrow to int8, clamp.
+// The reference clamps the float before rounding; clamping the rounded integer instead gives
+// the same int8, because the bounds are integers and rounding is monotonic, and a value the
+// narrowing saturates lies beyond the bounds anyway. Only a NaN would differ (FCVTNS makes it
+// 0, the reference min): sums times finite scales are never NaN, and quantize, whose float
+// input may be, takes NaN to min before it comes here.
+struct Qs8Requantize {
+  int16x8_t zero_point;
+  int8x16_t min, max;
+
+  explicit Qs8Requantize(const Qs8Output& output)
+      : zero_point(vdupq_n_s16(static_cast<int16_t>(output.zero_point))),
+        min(vdupq_n_s8(static_cast<int8_t>(static_cast<int32_t>(output.min) + output.zero_point))),
+        max(vdupq_n_s8(static_cast<int8_t>(static_cast<int32_t>(output.max) + output.zero_point))) {}
+
+  // 8 scaled values, rounded, with the zero point, in int16.
+  int16x8_t to_int16(float32x4_t lo, float32x4_t hi) const {
+    const int16x8_t rounded = vqmovn_high_s32(vqmovn_s32(vcvtnq_s32_f32(lo)), vcvtnq_s32_f32(hi));
+    return vqaddq_s16(rounded, zero_point);
+  }
+  int8x16_t to_int8(int16x8_t lo, int16x8_t hi) const {
+    return vminq_s8(vmaxq_s8(vqmovn_high_s16(vqmovn_s16(lo), hi), min), max);
+  }
+  int8x8_t to_int8(int16x8_t v) const {
+    return vmin_s8(vmax_s8(vqmovn_s16(v), vget_low_s8(min)), vget_low_s8(max));
+  }
 };
 
 }  // namespace neon
