@@ -8,6 +8,7 @@ Qs8KernelSet qs8_neon_kernels() {
   return {
       "neon",
       /*gemm_mr=*/2, /*gemm_nr=*/8, /*gemm_kr=*/8, /*gemm_input_offset=*/0, qs8_gemm_2x8c8__neon,
+      qs8_gemm_f32_2x8c8__neon,
       /*dwconv_cr=*/16, qs8_dwconv3x3__neon,
       /*conv3x3s2c3_cr=*/8, qs8_conv3x3s2c3__neon,
       qs8_vadd__neon,
@@ -30,6 +31,7 @@ Qs8KernelSet qs8_neon_dotprod_kernels() {
   set.gemm_kr = 4;
   set.gemm_input_offset = 0;
   set.gemm = qs8_gemm_4x8c4__neondot;
+  set.gemm_f32 = qs8_gemm_f32_4x8c4__neondot;
   set.dot_peak = qs8_dot_peak__neondot;
   return set;
 }

@@ -30,6 +30,8 @@ uint64_t f32_fma_peak__neon(uint64_t iterations, float* sink);
 
 void qs8_gemm_2x8c8__neon(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
                           const void* packed_w, int8_t* c, size_t c_stride, const Qs8Output& output);
+void qs8_gemm_f32_2x8c8__neon(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
+                              const void* packed_w, float* c, size_t c_stride, Clamp clamp);
 void qs8_dwconv3x3__neon(size_t channels, size_t out_rows, size_t out_width, size_t in_width,
                          size_t stride, size_t pad_left, const int8_t* const* rows,
                          const void* packed_w, int8_t* out, int32_t input_zero_point,
@@ -49,6 +51,8 @@ uint64_t qs8_dot_peak__neon(uint64_t iterations, int32_t* sink);
 // ARMv8.2 dot product (SDOT): only for CPUs with HWCAP_ASIMDDP.
 void qs8_gemm_4x8c4__neondot(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
                              const void* packed_w, int8_t* c, size_t c_stride, const Qs8Output& output);
+void qs8_gemm_f32_4x8c4__neondot(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
+                                 const void* packed_w, float* c, size_t c_stride, Clamp clamp);
 uint64_t qs8_dot_peak__neondot(uint64_t iterations, int32_t* sink);
 
 namespace neon {
@@ -209,6 +213,42 @@ struct Qs8Requantize {
   }
   int8x8_t to_int8(int16x8_t v) const {
     return vmin_s8(vmax_s8(vqmovn_s16(v), vget_low_s8(min)), vget_low_s8(max));
+  }
+};
+
+// The output stages of the qs8 GEMMs, for 8 columns of scaled sums (lo: columns 0-3, hi: 4-7)
+// of which the first `columns` are stored: requantized to int8, or float32 clamped (the
+// classifier's dequantized output; product, then clamp, as the reference).
+struct Qs8GemmInt8Output {
+  using Type = int8_t;
+  Qs8Requantize requantize;
+
+  void store(int8_t* c, float32x4_t lo, float32x4_t hi, size_t columns) const {
+    const int8x8_t y = requantize.to_int8(requantize.to_int16(lo, hi));
+    if (columns >= 8) {
+      vst1_s8(c, y);
+    } else {
+      store_partial_s8(c, vcombine_s8(y, y), columns);
+    }
+  }
+};
+
+struct Qs8GemmFloatOutput {
+  using Type = float;
+  float32x4_t min, max;
+
+  void store(float* c, float32x4_t lo, float32x4_t hi, size_t columns) const {
+    lo = clamp(lo, min, max);
+    hi = clamp(hi, min, max);
+    if (columns >= 8) {
+      vst1q_f32(c, lo);
+      vst1q_f32(c + 4, hi);
+    } else if (columns >= 4) {
+      vst1q_f32(c, lo);
+      store_partial(c + 4, hi, columns - 4);
+    } else {
+      store_partial(c, lo, columns);
+    }
   }
 };
 

@@ -1,4 +1,5 @@
-// qs8-gemm 2x8c8 neon (ARMv8.0): up to 2 rows of A against 8-column panels packed with KR = 8
+// qs8-gemm 2x8c8 neon and qs8-gemm-f32 2x8c8 neon (the same sums dequantized to float32)
+// (ARMv8.0): up to 2 rows of A against 8-column panels packed with KR = 8
 // (each column's 8 consecutive k together), XNNPACK's scheme for the cores without the dot
 // product (Cortex-A57/A72/A73). Per 16 k of a row and a column: SMULL multiplies 8 int8 pairs
 // into int16, SMLAL adds the next 8 products to them, SADALP adds adjacent int16 pairs into the
@@ -25,10 +26,9 @@ constexpr size_t kNR = 8, kKR = 8;
 // first row tile of a block of panels reads them from memory.
 constexpr size_t kPrefetchBytes = 4096;
 
-template <size_t kRows>
-void gemm_rows(size_t nc, size_t kc, const int8_t* a, size_t a_stride, const uint8_t* w, int8_t* c,
-               size_t c_stride, const Qs8Output& output) {
-  const neon::Qs8Requantize requantize(output);
+template <size_t kRows, class Output>
+void gemm_rows(size_t nc, size_t kc, const int8_t* a, size_t a_stride, const uint8_t* w,
+               typename Output::Type* c, size_t c_stride, const Output& output) {
   const size_t k_bytes = round_up(kc, kKR) * kNR;  // the weights of one panel
   const int8_t* row[kRows];
   for (size_t i = 0; i < kRows; ++i) row[i] = a + i * a_stride;
@@ -80,14 +80,8 @@ void gemm_rows(size_t nc, size_t kc, const int8_t* a, size_t a_stride, const uin
     for (size_t i = 0; i < kRows; ++i) {
       const int32x4_t sum_lo = vpaddq_s32(vpaddq_s32(acc[i][0], acc[i][1]), vpaddq_s32(acc[i][2], acc[i][3]));
       const int32x4_t sum_hi = vpaddq_s32(vpaddq_s32(acc[i][4], acc[i][5]), vpaddq_s32(acc[i][6], acc[i][7]));
-      const int8x8_t y = requantize.to_int8(requantize.to_int16(neon::scaled(vaddq_s32(sum_lo, bias_lo), scale_lo),
-                                                                neon::scaled(vaddq_s32(sum_hi, bias_hi), scale_hi)));
-      int8_t* ci = c + i * c_stride;
-      if (columns == kNR) {
-        vst1_s8(ci, y);
-      } else {
-        neon::store_partial_s8(ci, vcombine_s8(y, y), columns);
-      }
+      output.store(c + i * c_stride, neon::scaled(vaddq_s32(sum_lo, bias_lo), scale_lo),
+                   neon::scaled(vaddq_s32(sum_hi, bias_hi), scale_hi), columns);
     }
     if (nc <= kNR) return;
     nc -= kNR;
@@ -98,14 +92,30 @@ void gemm_rows(size_t nc, size_t kc, const int8_t* a, size_t a_stride, const uin
 
 }  // namespace
 
-void qs8_gemm_2x8c8__neon(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
-                          const void* packed_w, int8_t* c, size_t c_stride, const Qs8Output& output) {
+namespace {
+
+template <class Output>
+void gemm(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride, const void* packed_w,
+          typename Output::Type* c, size_t c_stride, const Output& output) {
   const auto* w = static_cast<const uint8_t*>(packed_w);
   if (mr == 2) {
     gemm_rows<2>(nc, kc, a, a_stride, w, c, c_stride, output);
   } else {
     gemm_rows<1>(nc, kc, a, a_stride, w, c, c_stride, output);
   }
+}
+
+}  // namespace
+
+void qs8_gemm_2x8c8__neon(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
+                          const void* packed_w, int8_t* c, size_t c_stride, const Qs8Output& output) {
+  gemm(mr, nc, kc, a, a_stride, packed_w, c, c_stride, neon::Qs8GemmInt8Output{neon::Qs8Requantize(output)});
+}
+
+void qs8_gemm_f32_2x8c8__neon(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
+                              const void* packed_w, float* c, size_t c_stride, Clamp clamp) {
+  gemm(mr, nc, kc, a, a_stride, packed_w, c, c_stride,
+       neon::Qs8GemmFloatOutput{vdupq_n_f32(clamp.min), vdupq_n_f32(clamp.max)});
 }
 
 }  // namespace mnengine

@@ -1,4 +1,5 @@
-// qs8-gemm 4x8c4 neondot (ARMv8.2 dot product): up to 4 rows of A against 8-column panels
+// qs8-gemm 4x8c4 neondot and qs8-gemm-f32 4x8c4 neondot (the same sums dequantized to float32)
+// (ARMv8.2 dot product): up to 4 rows of A against 8-column panels
 // packed with KR = 4 (each column's 4 consecutive k together, 16 bytes for 4 columns). SDOT by
 // element multiplies one q register of weights (4 columns x 4 k) by 4 k of one row of A (a
 // 32-bit lane) and adds each column's 4 products to its int32 lane: 16 multiply-adds per
@@ -29,10 +30,9 @@ inline void dot_block(const int8_t* wk, const int8x16_t* va, int32x4_t* lo, int3
   }
 }
 
-template <size_t kRows>
-void gemm_rows(size_t nc, size_t kc, const int8_t* a, size_t a_stride, const uint8_t* w, int8_t* c,
-               size_t c_stride, const Qs8Output& output) {
-  const neon::Qs8Requantize requantize(output);
+template <size_t kRows, class Output>
+void gemm_rows(size_t nc, size_t kc, const int8_t* a, size_t a_stride, const uint8_t* w,
+               typename Output::Type* c, size_t c_stride, const Output& output) {
   const size_t k_bytes = round_up(kc, kKR) * kNR;  // the weights of one panel
   const int8_t* row[kRows];
   for (size_t i = 0; i < kRows; ++i) row[i] = a + i * a_stride;
@@ -74,14 +74,7 @@ void gemm_rows(size_t nc, size_t kc, const int8_t* a, size_t a_stride, const uin
     const size_t columns = nc < kNR ? nc : kNR;
     MNENGINE_UNROLL
     for (size_t i = 0; i < kRows; ++i) {
-      const int8x8_t y = requantize.to_int8(requantize.to_int16(neon::scaled(lo[i], scale_lo),
-                                                                neon::scaled(hi[i], scale_hi)));
-      int8_t* ci = c + i * c_stride;
-      if (columns == kNR) {
-        vst1_s8(ci, y);
-      } else {
-        neon::store_partial_s8(ci, vcombine_s8(y, y), columns);
-      }
+      output.store(c + i * c_stride, neon::scaled(lo[i], scale_lo), neon::scaled(hi[i], scale_hi), columns);
     }
     if (nc <= kNR) return;
     nc -= kNR;
@@ -92,8 +85,11 @@ void gemm_rows(size_t nc, size_t kc, const int8_t* a, size_t a_stride, const uin
 
 }  // namespace
 
-void qs8_gemm_4x8c4__neondot(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
-                             const void* packed_w, int8_t* c, size_t c_stride, const Qs8Output& output) {
+namespace {
+
+template <class Output>
+void gemm(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride, const void* packed_w,
+          typename Output::Type* c, size_t c_stride, const Output& output) {
   const auto* w = static_cast<const uint8_t*>(packed_w);
   switch (mr) {
     case 1: return gemm_rows<1>(nc, kc, a, a_stride, w, c, c_stride, output);
@@ -101,6 +97,19 @@ void qs8_gemm_4x8c4__neondot(size_t mr, size_t nc, size_t kc, const int8_t* a, s
     case 3: return gemm_rows<3>(nc, kc, a, a_stride, w, c, c_stride, output);
     default: return gemm_rows<4>(nc, kc, a, a_stride, w, c, c_stride, output);
   }
+}
+
+}  // namespace
+
+void qs8_gemm_4x8c4__neondot(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
+                             const void* packed_w, int8_t* c, size_t c_stride, const Qs8Output& output) {
+  gemm(mr, nc, kc, a, a_stride, packed_w, c, c_stride, neon::Qs8GemmInt8Output{neon::Qs8Requantize(output)});
+}
+
+void qs8_gemm_f32_4x8c4__neondot(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
+                                 const void* packed_w, float* c, size_t c_stride, Clamp clamp) {
+  gemm(mr, nc, kc, a, a_stride, packed_w, c, c_stride,
+       neon::Qs8GemmFloatOutput{vdupq_n_f32(clamp.min), vdupq_n_f32(clamp.max)});
 }
 
 }  // namespace mnengine
