@@ -85,7 +85,7 @@ def parse_classify_args(argv: Sequence[str], prog: str) -> argparse.Namespace:
     parser.add_argument("--no-recursive", dest="recursive", action="store_false",
                         help="search folders' own files only, not their subfolders")
     parser.add_argument("--quiet", "-q", action="store_true", help="print nothing on stderr but fatal errors")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     if args.output is not None:
         extension = os.path.splitext(args.output)[1].lower()
         if extension not in OUTPUT_FORMATS:
