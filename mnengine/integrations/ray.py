@@ -3,7 +3,7 @@
     import ray
     from mnengine.integrations.ray import Classifier
 
-    ds = ray.data.read_images("photos/", include_paths=True)         # or a dataset of paths:
+    ds = ray.data.read_images("photos/", mode="RGB", include_paths=True)   # or a dataset of paths:
     # ds = ray.data.from_items([{"path": p} for p in paths])
     ds = ds.map_batches(Classifier, fn_constructor_kwargs={"model": "m.bin"},
                         concurrency=2, num_cpus=1, batch_size=32)
@@ -35,9 +35,10 @@ def _assigned_cpus() -> int:
 class Classifier:
     """A ``map_batches`` callable class: the top-k classes of each image of a batch.
 
-    A batch must have an ``"image"`` column (uint8 arrays, as ``ray.data.read_images``
-    makes) or a ``"path"`` column of image files, which the actor decodes exactly as
-    :meth:`Engine.predict` does for a path. The output has the batch's other columns, then
+    A batch must have an ``"image"`` column of uint8 (H, W, 3) arrays, as
+    ``ray.data.read_images(..., mode="RGB")`` makes (without ``mode="RGB"`` Ray reads
+    grayscale files as (1, H, W) arrays, which are refused), or a ``"path"`` column of image
+    files, which the actor decodes exactly as :meth:`Engine.predict` does for a path. The output has the batch's other columns, then
     ``label_R``, ``index_R`` and ``probability_R`` (float32) for each rank R from 1 to
     ``top_k`` and ``error`` (empty unless the file could not be read; its classes are then
     empty strings, -1 and NaN). ``threads`` engine threads per actor (default: the CPUs Ray
