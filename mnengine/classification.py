@@ -18,7 +18,7 @@ from typing import Any, Deque, Dict, Iterable, Iterator, List, NamedTuple, Optio
 
 import numpy as np
 
-from .engine import Engine
+from .engine import Engine, default_threads
 from .graph import Graph
 from .images import top_k_pairs
 
@@ -79,22 +79,31 @@ def classify(paths: Iterable[PathLike], engine_or_model: Union[Engine, PathLike,
     """Classifies image files, yielding one :class:`Classification` per path in input order.
 
     ``paths`` is any iterable of image file paths, consumed lazily (see
-    :func:`expand_paths` for folders, globs and list files). ``engine_or_model`` is an
-    :class:`Engine`, or a model file or :class:`Graph` to build one from with ``threads``
-    threads. ``workers`` threads (default: :func:`default_workers`; 0 decodes on the calling
-    thread, between inferences) decode and resize images exactly as :meth:`Engine.predict`
-    does for a path, so the probabilities are the ones ``engine.predict(path)`` returns, bit
-    for bit; ``batch`` images go to the engine per call. A file that cannot be read or decoded yields a Classification with its ``error``
-    and the run goes on. Stopping the iteration early (``break``, an exception, closing the
+    :func:`expand_paths` for folders, globs and list files). ``workers`` threads (default:
+    :func:`default_workers`; 0 decodes on the calling thread, between inferences) decode and
+    resize images exactly as :meth:`Engine.predict` does for a path, so the probabilities are
+    the ones ``engine.predict(path)`` returns, bit for bit; ``batch`` images go to the engine
+    per call.
+
+    ``engine_or_model`` is an :class:`Engine`, which then runs one batch at a time on its own
+    threads, or a model file or :class:`Graph`: classify then loads a one-thread Engine and
+    runs ``threads`` batches at once (default: one per core). While decoding keeps the cores
+    busy too, independent one-thread inferences get more images/s out of them than one
+    inference split over all of them.
+
+    A file that cannot be read or decoded yields a Classification with its ``error`` and the
+    run goes on. Stopping the iteration early (``break``, an exception, closing the
     generator) cancels the decoding still queued.
     """
     if isinstance(engine_or_model, Engine):
         if threads is not None:
             raise ValueError("threads applies to the Engine classify builds; pass it to Engine() instead "
                              "when giving an Engine")
-        engine = engine_or_model
+        engine, streams = engine_or_model, 1
     elif isinstance(engine_or_model, (str, os.PathLike, Graph)):
-        engine = Engine(engine_or_model, threads=threads)
+        streams = default_threads() if threads is None else threads
+        _check_positive("threads", streams, 256)
+        engine = Engine(engine_or_model, threads=1)
     else:
         raise TypeError(f"engine_or_model must be an Engine, a model file path or a Graph, got "
                         f"{type(engine_or_model).__name__}")
@@ -106,7 +115,7 @@ def classify(paths: Iterable[PathLike], engine_or_model: Union[Engine, PathLike,
     if isinstance(paths, (str, os.PathLike)):
         raise TypeError(f"paths must be an iterable of paths, got the single path {os.fspath(paths)!r}; "
                         f"wrap it in a list")
-    return _classify(iter(paths), engine, top_k, batch, workers)
+    return _classify(iter(paths), engine, top_k, batch, workers, streams)
 
 
 def _check_positive(name: str, value: object, maximum: int) -> None:
@@ -114,33 +123,42 @@ def _check_positive(name: str, value: object, maximum: int) -> None:
         raise ValueError(f"{name} must be an integer from 1 to {maximum}, got {value!r}")
 
 
-def _classify(paths: Iterator[PathLike], engine: Engine, top_k: int, batch: int,
-              workers: int) -> Iterator[Classification]:
-    # Two batches queued beyond the one being run keep every worker busy during inference.
+def _classify(paths: Iterator[PathLike], engine: Engine, top_k: int, batch: int, workers: int,
+              streams: int) -> Iterator[Classification]:
+    # Two batches queued beyond the ones being run keep every worker busy during inference.
     queue_limit = 2 * batch + workers
     pending: Deque[Tuple[str, concurrent.futures.Future]] = collections.deque()
-    with (concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="mnengine-decode") if workers
-          else _CallingThread()) as pool:
+    running: Deque[Tuple[List[str], List[Union[np.ndarray, str]], Optional[concurrent.futures.Future]]] = \
+        collections.deque()
+    with _threads_or_calling_thread(workers, "mnengine-decode") as decoders, \
+            _threads_or_calling_thread(streams if streams > 1 else 0, "mnengine-infer") as inference:
 
         def fill_queue() -> None:
             for path in itertools.islice(paths, queue_limit - len(pending)):
                 path = os.fsdecode(path)
-                pending.append((path, pool.submit(engine.preprocess, path)))
+                pending.append((path, decoders.submit(engine.preprocess, path)))
+
+        def start_batch() -> None:
+            chunk = [pending.popleft() for _ in range(min(batch, len(pending)))]
+            fill_queue()
+            decoded: List[Union[np.ndarray, str]] = []
+            for _, future in chunk:
+                try:
+                    decoded.append(future.result())
+                except Exception as error:  # any failure is this file's, reported with it
+                    decoded.append(describe_error(error))
+            images = [x for x in decoded if not isinstance(x, str)]
+            run = inference.submit(engine.predict, np.concatenate(images)) if images else None
+            running.append(([path for path, _ in chunk], decoded, run))
 
         try:
             fill_queue()
-            while pending:
-                chunk = [pending.popleft() for _ in range(min(batch, len(pending)))]
-                fill_queue()
-                decoded: List[Union[np.ndarray, str]] = []
-                for _, future in chunk:
-                    try:
-                        decoded.append(future.result())
-                    except Exception as error:  # any failure is this file's, reported with it
-                        decoded.append(describe_error(error))
-                images = [x for x in decoded if not isinstance(x, str)]
-                rows = iter(engine.predict(np.concatenate(images)) if images else [])
-                for (path, _), image in zip(chunk, decoded):
+            while pending or running:
+                while pending and len(running) < streams:
+                    start_batch()
+                chunk_paths, decoded, run = running.popleft()
+                rows = iter(run.result() if run is not None else [])
+                for path, image in zip(chunk_paths, decoded):
                     if isinstance(image, str):
                         yield Classification(path, (), image)
                     else:
@@ -148,6 +166,15 @@ def _classify(paths: Iterator[PathLike], engine: Engine, top_k: int, batch: int,
         finally:
             for _, future in pending:
                 future.cancel()
+            for _, _, run in running:
+                if run is not None:
+                    run.cancel()
+
+
+def _threads_or_calling_thread(threads: int, name: str) -> concurrent.futures.Executor:
+    if threads == 0:
+        return _CallingThread()
+    return concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix=name)
 
 
 class _CallingThread(concurrent.futures.Executor):

@@ -16,9 +16,11 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional, Sequence, TextIO
 
+import numpy as np
+
 from .classification import DEFAULT_BATCH, Classification, classify, expand_paths
-from .engine import Engine
 from .errors import ModelFormatError
+from .modelfile import load as load_model
 
 #: Exit statuses of ``mnengine classify``.
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -75,7 +77,8 @@ def parse_classify_args(argv: Sequence[str], prog: str) -> argparse.Namespace:
     parser.add_argument("--top-k", type=int, default=5, metavar="K", help="classes per image (default 5)")
     parser.add_argument("--batch", type=int, default=DEFAULT_BATCH, metavar="B",
                         help=f"images per inference (default {DEFAULT_BATCH})")
-    parser.add_argument("--threads", type=int, metavar="N", help="inference threads (default: all cores)")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="inference threads, each running its own batch (default: all cores)")
     parser.add_argument("--workers", type=int, metavar="W",
                         help="image decoding threads (default: the cores, at least 2; 0: decode "
                              "between inferences on the main thread)")
@@ -108,11 +111,14 @@ def classify_main(argv: Optional[Sequence[str]] = None, prog: str = "python -m m
         return EXIT_USAGE
 
     try:
-        engine = Engine(args.model, threads=args.threads)
+        model = load_model(args.model)
+        classes = int(np.prod(model.output_shape))
+        if args.top_k > classes:
+            return fail(f"--top-k {args.top_k} exceeds the model's {classes} classes")
+        results = classify(expand_paths(args.paths, args.recursive), model, top_k=args.top_k, batch=args.batch,
+                           workers=args.workers, threads=args.threads)
     except (OSError, ModelFormatError) as e:
         return fail(f"cannot load the model: {e}")
-    if args.top_k > engine.num_classes:
-        return fail(f"--top-k {args.top_k} exceeds the model's {engine.num_classes} classes")
     try:
         stream = sys.stdout if args.output is None else open(args.output, "w", encoding="utf-8", newline="")
     except OSError as e:
@@ -122,8 +128,6 @@ def classify_main(argv: Optional[Sequence[str]] = None, prog: str = "python -m m
     total = sum(1 for _ in expand_paths(args.paths, args.recursive)) if show_progress else None
     progress = Progress(sys.stderr, total, enabled=show_progress)
     writer = open_writer(args.output or ".jsonl", stream, args.top_k)
-    results = classify(expand_paths(args.paths, args.recursive), engine, top_k=args.top_k, batch=args.batch,
-                       workers=args.workers)
     start = time.perf_counter()
     done = failed = 0
     interrupted = False

@@ -82,11 +82,13 @@ def test_results_equal_predict_in_input_order(engine, folder, workers, batch):
         assert_matches_predict(engine, result.path, result.top_k)
 
 
-def test_builds_an_engine_from_a_model_file_or_graph(model_file, engine, folder):
-    paths = image_paths(folder)
-    expected = list(mnengine.classify(paths, engine))
-    assert list(mnengine.classify(paths, model_file, threads=1)) == expected
-    assert list(mnengine.classify(paths, mnengine.load_model(model_file))) == expected
+@pytest.mark.parametrize("threads", [1, 3])
+def test_builds_an_engine_from_a_model_file_or_graph(model_file, engine, folder, threads):
+    """Given a model, classify runs `threads` one-thread batches at once: the same results."""
+    paths = image_paths(folder) * 4
+    expected = list(mnengine.classify(paths, engine, batch=3))
+    assert list(mnengine.classify(paths, model_file, batch=3, threads=threads)) == expected
+    assert list(mnengine.classify(paths, mnengine.load_model(model_file), batch=2, threads=threads)) == expected
 
 
 def test_model_without_labels_names_classes_by_index(folder):
@@ -132,7 +134,7 @@ def test_paths_are_consumed_lazily(engine, folder):
     assert [r.path for r in first] == image_paths(folder)
 
 
-def test_bad_arguments(engine, folder):
+def test_bad_arguments(engine, model_file, folder):
     paths = image_paths(folder)
     with pytest.raises(ValueError, match="top_k must be an integer from 1 to 1000, got 0"):
         mnengine.classify(paths, engine, top_k=0)
@@ -140,6 +142,8 @@ def test_bad_arguments(engine, folder):
         mnengine.classify(paths, engine, batch=0)
     with pytest.raises(ValueError, match="workers must be an integer from 0 to 256, got -1"):
         mnengine.classify(paths, engine, workers=-1)
+    with pytest.raises(ValueError, match="threads must be an integer from 1 to 256, got 0"):
+        mnengine.classify(paths, model_file, threads=0)
     with pytest.raises(ValueError, match="threads applies to the Engine classify builds"):
         mnengine.classify(paths, engine, threads=2)
     with pytest.raises(TypeError, match="paths must be an iterable of paths, got the single path"):
