@@ -67,8 +67,9 @@ def parse_classify_args(argv: Sequence[str], prog: str) -> argparse.Namespace:
         prog=prog,
         description="Classify images with an mnengine .bin model. Results go to stdout as JSON lines, "
                     "or to --output; progress, failures and a summary go to stderr.",
-        epilog="Exit status: 0 when every image was classified, 1 when some could not be read, "
-               "2 for bad arguments or a bad model, 130 when interrupted (what was written is kept).")
+        epilog="Exit status: 0 when every image was classified, 1 when some could not be read, 2 for bad "
+               "arguments, a model that cannot be loaded or an output that cannot be written, 130 when "
+               "interrupted (what was written is kept).")
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="image files, folders (searched recursively for image extensions, sorted), "
                              "glob patterns (quote them: 'photos/**/*.jpg'), or @FILE: a text file with one "
@@ -94,6 +95,9 @@ def parse_classify_args(argv: Sequence[str], prog: str) -> argparse.Namespace:
         if extension not in OUTPUT_FORMATS:
             parser.error(f"--output {args.output!r}: the format comes from the extension, which must be one of "
                          f"{', '.join(OUTPUT_FORMATS)}; got {extension or 'none'!r}")
+    for path in args.paths:
+        if path.startswith("@") and not os.path.isfile(path[1:]):
+            parser.error(f"{path}: no such list file (@FILE names a text file with one path per line)")
     for name in ("top_k", "batch", "threads", "workers"):
         value = getattr(args, name)
         if value is not None and value < (0 if name == "workers" else 1):
@@ -148,6 +152,9 @@ def classify_main(argv: Optional[Sequence[str]] = None, prog: str = "python -m m
         # The reader went away (mnengine classify ... | head): stop without a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         interrupted = True
+    except OSError as e:  # a list file that became unreadable, a full disk
+        progress.finish()
+        return fail(f"stopped after {done} images: {e}")
     finally:
         results.close()
         writer.close()

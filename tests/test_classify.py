@@ -238,6 +238,7 @@ def test_cli_reads_a_list_file(engine, model_file, folder, tmp_path):
     (["--top-k", "1001"], "--top-k 1001 exceeds the model's 1000 classes"),
     (["--workers", "-1"], "--workers must be a non-negative integer, got -1"),
     (["--output", "/nonexistent-dir/out.csv"], "cannot write the output: [Errno 2] No such file or directory"),
+    (["@/nonexistent-list.txt"], "@/nonexistent-list.txt: no such list file"),
 ])
 def test_cli_bad_arguments(model_file, folder, args, message):
     result = run_module("mnengine.classify", folder, "--model", model_file, *args)
