@@ -3,6 +3,7 @@ file, in input order, with failures reported and the run going on; paths, output
 progress, exit statuses and Ctrl-C."""
 
 import csv
+import importlib.metadata
 import json
 import os
 import pty
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -18,6 +20,7 @@ from PIL import Image
 
 import mnengine
 from conftest import run_module
+from mnengine import cli
 
 SIZE = 64
 LABELS = [f"class {i}" for i in range(1000)]
@@ -183,14 +186,33 @@ def check_records(engine, records, paths):
                                                             for t in record["top_k"]])
 
 
-def test_cli_writes_jsonl_json_and_csv(engine, model_file, folder, tmp_path):
+class Run:
+    """What a command run in this process returned and printed."""
+
+    def __init__(self, status, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = status, stdout, stderr
+
+
+def run_cli(capsys, *args, command=cli.classify_main, prog="python -m mnengine.classify"):
+    """`mnengine classify ARGS` (or `mnengine ARGS` with command=cli.main) in this process."""
+    capsys.readouterr()
+    arguments = [str(a) for a in args]
+    try:
+        status = command(arguments, prog=prog) if command is cli.classify_main else command(arguments)
+    except SystemExit as e:  # argparse's errors and --help
+        status = e.code
+    out, err = capsys.readouterr()
+    return Run(status, out, err)
+
+
+def test_cli_writes_jsonl_json_and_csv(engine, model_file, folder, tmp_path, capsys):
     paths = image_paths(folder)
     bad = tmp_path / "bad.jpg"
     bad.write_text("no")
     for name in ("out.jsonl", "out.json", "out.csv"):
         out = tmp_path / name
-        result = run_module("mnengine.classify", folder, bad, "--model", model_file, "--top-k", 3, "--batch", 2,
-                            "--workers", 2, "--threads", 1, "--output", out)
+        result = run_cli(capsys, folder, bad, "--model", model_file, "--top-k", 3, "--batch", 2, "--workers", 2,
+                         "--threads", 2, "--output", out)
         assert result.returncode == 1, result.stderr  # one file failed
         assert result.stdout == ""
         lines = result.stderr.splitlines()
@@ -212,24 +234,27 @@ def test_cli_writes_jsonl_json_and_csv(engine, model_file, folder, tmp_path):
         assert records[-1]["error"] == f"ValueError: {bad}: not an image file Pillow can read"
 
 
-def test_cli_prints_json_lines_to_stdout(engine, model_file, folder):
-    result = run_module("mnengine.classify", folder, "--model", model_file, "--top-k", 2)
+def test_cli_prints_json_lines_to_stdout(engine, model_file, folder, capsys):
+    result = run_cli(capsys, folder, "--model", model_file, "--top-k", 2)
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     check_records(engine, records, image_paths(folder))
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("5 images, 0 failed, ")
-    quiet = run_module("mnengine.classify", folder, "--model", model_file, "--quiet", tmp_name := folder / "zz.jpg")
+    missing = folder / "zz.jpg"
+    quiet = run_cli(capsys, folder, "--model", model_file, "--quiet", missing)  # paths may follow options
     assert quiet.returncode == 1 and quiet.stderr == ""
-    assert json.loads(quiet.stdout.splitlines()[-1])["path"] == str(tmp_name)
+    assert json.loads(quiet.stdout.splitlines()[-1])["path"] == str(missing)
 
 
 def test_cli_reads_a_list_file(engine, model_file, folder, tmp_path):
+    """Also the module and subcommand entry points, in their own processes."""
     listing = tmp_path / "paths.txt"
     listing.write_text("\n".join(image_paths(folder)[::-1]) + "\n")
     out = tmp_path / "out.json"
-    result = run_module("mnengine", "classify", f"@{listing}", "--model", model_file, "-o", out, "--workers", 0)
-    assert result.returncode == 0, result.stderr
-    check_records(engine, json.loads(out.read_text()), image_paths(folder)[::-1])
+    for module, *command in (("mnengine.classify",), ("mnengine", "classify")):
+        result = run_module(module, *command, f"@{listing}", "--model", model_file, "-o", out, "--workers", 0)
+        assert result.returncode == 0, result.stderr
+        check_records(engine, json.loads(out.read_text()), image_paths(folder)[::-1])
 
 
 @pytest.mark.parametrize("args, message", [
@@ -240,39 +265,36 @@ def test_cli_reads_a_list_file(engine, model_file, folder, tmp_path):
     (["--output", "/nonexistent-dir/out.csv"], "cannot write the output: [Errno 2] No such file or directory"),
     (["@/nonexistent-list.txt"], "@/nonexistent-list.txt: no such list file"),
 ])
-def test_cli_bad_arguments(model_file, folder, args, message):
-    result = run_module("mnengine.classify", folder, "--model", model_file, *args)
+def test_cli_bad_arguments(model_file, folder, args, message, capsys):
+    result = run_cli(capsys, folder, "--model", model_file, *args)
     assert result.returncode == 2 and message in result.stderr, result.stderr
 
 
-def test_cli_bad_model_and_no_images(model_file, tmp_path):
+def test_cli_bad_model_and_no_images(model_file, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     broken = tmp_path / "broken.bin"
     broken.write_bytes(model_file.read_bytes()[:-10])
-    result = run_module("mnengine.classify", tmp_path / "empty", "--model", broken)
+    result = run_cli(capsys, tmp_path / "empty", "--model", broken)
     assert result.returncode == 2 and "cannot load the model: " in result.stderr and "truncated" in result.stderr
-    result = run_module("mnengine.classify", tmp_path / "empty", "--model", tmp_path / "none.bin")
+    result = run_cli(capsys, tmp_path / "empty", "--model", tmp_path / "none.bin")
     assert result.returncode == 2 and "cannot load the model: [Errno 2] No such file" in result.stderr
-    result = run_module("mnengine.classify", tmp_path / "empty", "--model", model_file)
+    result = run_cli(capsys, tmp_path / "empty", "--model", model_file)
     assert result.returncode == 2 and f"no image files found in {tmp_path / 'empty'}" in result.stderr
 
 
-def test_mnengine_command_dispatches_subcommands(model_file, folder):
+def test_mnengine_command_dispatches_subcommands(capsys):
     for command in ("classify", "bench", "export"):
-        result = run_module("mnengine", command, "--help")
+        result = run_cli(capsys, command, "--help", command=cli.main)
         assert result.returncode == 0 and "usage:" in result.stdout, result.stderr
-    assert "classify" in run_module("mnengine", "--help").stdout
-    result = run_module("mnengine", "frobnicate")
+    assert "classify" in run_cli(capsys, "--help", command=cli.main).stdout
+    result = run_cli(capsys, "frobnicate", command=cli.main)
     assert result.returncode == 2 and "unknown command 'frobnicate'" in result.stderr
-    scripts = os.path.dirname(sys.executable)
-    for script in ("mnengine", "mnengine-bench", "mnengine-export"):
-        assert os.path.exists(os.path.join(scripts, script)), f"console script {script} not installed"
+    scripts = {e.name: e.value for e in importlib.metadata.entry_points(group="console_scripts")
+               if e.value.startswith("mnengine.")}
+    assert scripts == {"mnengine": "mnengine.cli:main", "mnengine-bench": "mnengine.bench:main",
+                       "mnengine-export": "mnengine.export.__main__:main"}
 
 
-def start_classify(model_file, listing, out, **popen):
-    return subprocess.Popen([sys.executable, "-m", "mnengine.classify", f"@{listing}", "--model", str(model_file),
-                             "--batch", "4", "--threads", "1", "--output", str(out)],
-                            cwd=tempfile.gettempdir(), **popen)
 
 
 def wait_for_lines(path, count, process, timeout=120):
@@ -284,12 +306,14 @@ def wait_for_lines(path, count, process, timeout=120):
     raise AssertionError(f"{path} did not reach {count} lines (exit status {process.poll()})")
 
 
-@pytest.mark.parametrize("name", ["out.jsonl", "out.json", "out.csv"])
+@pytest.mark.parametrize("name", ["out.jsonl", "out.json"])  # a .csv is flushed as a .jsonl is
 def test_ctrl_c_keeps_a_valid_flushed_output(engine, model_file, folder, tmp_path, name):
     listing = tmp_path / "many.txt"
     listing.write_text("\n".join(image_paths(folder) * 2000) + "\n")  # far more than runs before the signal
     out = tmp_path / name
-    process = start_classify(model_file, listing, out, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, "-m", "mnengine.classify", f"@{listing}", "--model", str(model_file),
+                                "--batch", "4", "--threads", "1", "--output", str(out)],
+                               cwd=tempfile.gettempdir(), stderr=subprocess.PIPE, text=True)
     try:
         wait_for_lines(out, 20, process)
         process.send_signal(signal.SIGINT)
@@ -298,38 +322,40 @@ def test_ctrl_c_keeps_a_valid_flushed_output(engine, model_file, folder, tmp_pat
         process.kill()
     assert process.returncode == 130, stderr
     assert stderr.splitlines()[-1].startswith("interrupted after ") and "Traceback" not in stderr
-    if name == "out.csv":
-        with open(out, newline="") as f:
-            rows = list(csv.reader(f))[1:]
-        records = [{"path": row[0]} for row in rows]
-    else:
-        records = read_jsonl(out) if name == "out.jsonl" else json.loads(out.read_text())
-        check_records(engine, records[:10], (image_paths(folder) * 2)[:10])
+    records = read_jsonl(out) if name == "out.jsonl" else json.loads(out.read_text())
+    check_records(engine, records[:10], (image_paths(folder) * 2)[:10])
     done = int(stderr.splitlines()[-1].split()[2])
     assert 20 <= len(records) == done < 10_000
     assert [r["path"] for r in records] == (image_paths(folder) * 2000)[:done]
 
 
-def test_progress_line_on_a_terminal(model_file, folder, tmp_path):
+def test_progress_line_on_a_terminal(model_file, folder, tmp_path, capsys, monkeypatch):
     """On a terminal stderr gets a progress line redrawn with carriage returns, failures on
     lines of their own, and the summary."""
     main, secondary = pty.openpty()
+    terminal = os.fdopen(secondary, "w")
+    monkeypatch.setattr(sys, "stderr", terminal)
+    received = []
+
+    def drain():  # a full terminal would block its writer
+        try:
+            while chunk := os.read(main, 4096):
+                received.append(chunk)
+        except OSError:  # EIO: Linux's end of a terminal whose other side closed
+            pass
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
     listing = tmp_path / "paths.txt"
     listing.write_text("\n".join(image_paths(folder) * 40 + [str(tmp_path / "missing.jpg")]) + "\n")
-    process = start_classify(model_file, listing, tmp_path / "out.jsonl", stderr=secondary)
-    os.close(secondary)
-    output = b""
-    while True:
-        try:
-            chunk = os.read(main, 4096)
-        except OSError:  # the terminal closes when the process ends
-            break
-        if not chunk:
-            break
-        output += chunk
-    os.close(main)
-    assert process.wait(timeout=120) == 1
-    text = output.decode()
+    try:
+        status = cli.classify_main([f"@{listing}", "--model", str(model_file), "-o", str(tmp_path / "out.jsonl")])
+    finally:
+        terminal.close()  # the reader sees the end of the terminal's output
+        reader.join(timeout=30)
+        os.close(main)
+    assert status == 1
+    text = b"".join(received).decode()
     assert "\r201/201 (100%) images, " in text and "\x1b[K" in text
     assert f"{tmp_path / 'missing.jpg'}: FileNotFoundError" in text
     assert text.rstrip().splitlines()[-1].split("\r")[-1].split("\x1b[K")[-1].startswith("201 images, 1 failed, ")
