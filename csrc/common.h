@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <new>
@@ -26,31 +27,35 @@ inline size_t divide_round_up(size_t value, size_t divisor) {
 }
 
 struct AlignedFree {
-  void operator()(float* p) const { std::free(p); }
+  void operator()(void* p) const { std::free(p); }
 };
 
-// A cache-line aligned float array; zero-initialised so that padding lanes are inert.
-class AlignedBuffer {
+// A cache-line aligned array of T; zero-initialised so that padding lanes are inert.
+template <class T>
+class AlignedArray {
  public:
-  AlignedBuffer() = default;
-  explicit AlignedBuffer(size_t count) { resize(count); }
+  AlignedArray() = default;
+  explicit AlignedArray(size_t count) { resize(count); }
 
   void resize(size_t count) {
-    const size_t bytes = round_up(count * sizeof(float), kAlignment);
+    const size_t bytes = round_up(count * sizeof(T), kAlignment);
     void* p = bytes == 0 ? nullptr : std::aligned_alloc(kAlignment, bytes);
     if (bytes != 0 && p == nullptr) throw std::bad_alloc();
-    data_.reset(static_cast<float*>(p));
+    data_.reset(static_cast<T*>(p));
     size_ = count;
-    for (size_t i = 0; i < count; ++i) data_.get()[i] = 0.0f;
+    for (size_t i = 0; i < count; ++i) data_.get()[i] = T{};
   }
 
-  float* data() { return data_.get(); }
-  const float* data() const { return data_.get(); }
+  T* data() { return data_.get(); }
+  const T* data() const { return data_.get(); }
   size_t size() const { return size_; }
 
  private:
-  std::unique_ptr<float[], AlignedFree> data_;
+  std::unique_ptr<T[], AlignedFree> data_;
   size_t size_ = 0;
 };
+
+using AlignedBuffer = AlignedArray<float>;
+using ByteBuffer = AlignedArray<uint8_t>;
 
 }  // namespace mnengine

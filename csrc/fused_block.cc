@@ -46,21 +46,21 @@ class FusedBlockOperator final : public Operator {
 
   size_t task_count(size_t batch) const override { return batch * bands_; }
 
-  size_t scratch_floats() const override {
+  size_t scratch_bytes() const override {
     const Shape mid = depthwise_.input();
-    return ring_rows_ * mid.width * mid.channels +
-           (project_ ? step_rows_ * out_.width * mid.channels : 0);
+    return (ring_rows_ * mid.width * mid.channels + (project_ ? step_rows_ * out_.width * mid.channels : 0)) *
+           sizeof(float);
   }
 
-  void run_task(size_t task, const Tensors& tensors, float* scratch) const override {
+  void run_task(size_t task, const Tensors& tensors, void* scratch) const override {
     const size_t image = task / bands_, band = task % bands_;
     const Shape mid = depthwise_.input();
     const size_t mid_row = mid.width * mid.channels, in_row = in_.width * in_.channels;
     const size_t out_row = out_.width * out_.channels;
-    const float* x = tensors.input0 + image * in_.size();
-    float* y = tensors.output + image * out_.size();
-    float* ring = scratch;
-    float* depthwise_rows = scratch + ring_rows_ * mid_row;
+    const float* x = tensors.in0<float>() + image * in_.size();
+    float* y = tensors.out<float>() + image * out_.size();
+    float* ring = static_cast<float*>(scratch);
+    float* depthwise_rows = ring + ring_rows_ * mid_row;
     const auto input_row = [&](size_t iy) {
       return expands() ? ring + iy % ring_rows_ * mid_row : x + iy * mid_row;
     };

@@ -2,6 +2,10 @@
 
 #include <stdexcept>
 
+#if defined(__aarch64__)
+#include <sys/auxv.h>
+#endif
+
 namespace mnengine {
 namespace {
 
@@ -18,6 +22,19 @@ bool cpu_has_avx512f() {
   // cpu_has_avx2_fma() has initialised the CPU model by the time it is read.
   return cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f");
 }
+
+bool cpu_has_avx512vnni() {
+  // The int8 kernels use byte and word instructions on zmm registers (BW) besides VPDPBUSD.
+  return cpu_has_avx512f() && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+}
+#endif
+
+#if defined(__aarch64__)
+bool cpu_has_dotprod() {
+  // The kernel reports the ARMv8.2 dot-product instructions (SDOT) in the auxiliary vector.
+  constexpr unsigned long kHwcapAsimdDotProduct = 1UL << 20;  // HWCAP_ASIMDDP
+  return (getauxval(AT_HWCAP) & kHwcapAsimdDotProduct) != 0;
+}
 #endif
 
 }  // namespace
@@ -25,10 +42,12 @@ bool cpu_has_avx512f() {
 std::vector<const KernelSet*> available_kernel_sets() {
   std::vector<const KernelSet*> sets;
 #if defined(__x86_64__) || defined(_M_X64)
+  if (cpu_has_avx512vnni()) sets.push_back(&avx512vnni_kernels());
   if (cpu_has_avx512f()) sets.push_back(&avx512f_kernels());
   if (cpu_has_avx2_fma()) sets.push_back(&avx2_fma_kernels());
 #endif
 #if defined(__aarch64__)
+  if (cpu_has_dotprod()) sets.push_back(&neon_dotprod_kernels());
   sets.push_back(&neon_kernels());  // Advanced SIMD is part of the ARMv8-A baseline.
 #endif
   sets.push_back(&scalar_kernels());

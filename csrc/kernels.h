@@ -1,9 +1,9 @@
 // Micro-kernel signatures and the per-ISA kernel sets.
 //
-// Every micro-kernel computes NHWC float32 data. Each family has a portable scalar
-// reference (kernels/scalar), an AVX2+FMA version (kernels/x86) and a NEON version
-// (kernels/arm). Kernels read exactly the elements their arguments describe: no
-// reads past the end of any input, so callers need no tail slack.
+// Every micro-kernel computes NHWC data: float32 (f32-*) or signed 8-bit quantized (qs8-*).
+// Each family has a portable scalar reference (kernels/scalar) and SIMD versions (kernels/x86,
+// kernels/arm). Kernels read exactly the elements their arguments describe: no reads past the
+// end of any input, so callers need no tail slack.
 #pragma once
 
 #include <cstddef>
@@ -60,8 +60,102 @@ using SoftmaxFn = void (*)(size_t n, const float* x, float* y);
 // `sink` receives a value derived from the accumulators so the loop cannot be elided.
 using FmaPeakFn = uint64_t (*)(uint64_t iterations, float* sink);
 
+// ---- qs8: signed 8-bit quantized kernels (TFLite's int8 scheme) ----------------------------
+//
+// A real value r is stored as q = round(r / scale) + zero_point in int8. Weights are
+// per-output-channel symmetric (zero point 0, |q| <= 127), biases int32 at scale
+// input_scale * weight_scale[c]. A layer sums int32 products and requantizes each sum in
+// float32, as XNNPACK's fp32 scheme does:
+//   q = int(round_to_nearest_even(clamp(float(acc) * scale[c], min, max))) + zero_point
+// where min and max are the output range less the zero point (the fused ReLU/ReLU6 is part of
+// that range). Every SIMD kernel reproduces its scalar reference bit for bit: float products
+// and sums are done one IEEE operation at a time (no fused multiply-add where the reference
+// has none), and the rounding is the CPU's default round-to-nearest-even.
+struct Qs8Output {
+  int32_t zero_point;
+  float min;  // output minimum less zero_point, in [-255, 0]
+  float max;  // output maximum less zero_point, in [0, 255]
+};
+
+// qs8-gemm: c[m][n] = requantize(bias[n] + sum_k a[m][k] * w[k][n], scale[n]) for m < mr <= MR,
+// n < nc. `packed_w` is pack_qs8_gemm_weights()'s layout for this kernel's NR and KR: panels of
+// NR columns, each [NR int32 biases][ceil(kc / KR) blocks of NR x KR int8 weights, a column's
+// KR consecutive k together][NR float32 scales], 4-byte aligned. The biases include the input
+// zero point's share (-zero_point * sum_k w[k][n]) and the kernel set's input offset (kernels
+// that read A as unsigned bytes, a + 128, have -128 * sum_k w[k][n] folded in). Strides are in
+// bytes (= elements).
+using Qs8GemmFn = void (*)(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
+                           const void* packed_w, int8_t* c, size_t c_stride, const Qs8Output& out);
+
+// qs8-dwconv 3x3: the f32 depthwise kernel's geometry (see DwConv3x3Fn) on int8 rows. Taps
+// outside the image read as `input_zero_point` (a real zero), so the packed bias, which holds
+// -input_zero_point * (sum of the 9 taps), is right for every window. `packed_w` holds, per
+// group of CR channels, [CR int32 biases][9 taps of CR int8 weights][CR float32 scales].
+using Qs8DwConv3x3Fn = void (*)(size_t channels, size_t out_rows, size_t out_width,
+                                size_t in_width, size_t stride, size_t pad_left,
+                                const int8_t* const* rows, const void* packed_w, int8_t* out,
+                                int32_t input_zero_point, const Qs8Output& output);
+
+// qs8-conv3x3s2c3: the f32 first-layer kernel's geometry (see Conv3x3s2c3Fn) on int8 rows,
+// taps outside the image reading as `input_zero_point`. `packed_w` holds, per group of CR
+// output channels, [CR int32 biases][27 taps of CR int8 weights][CR float32 scales].
+using Qs8Conv3x3s2c3Fn = void (*)(size_t channels, size_t out_width, size_t in_width,
+                                  size_t pad_left, const int8_t* const* rows,
+                                  const void* packed_w, int8_t* out, int32_t input_zero_point,
+                                  const Qs8Output& output);
+
+// qs8-vadd: y[i] = requantize of float(a[i] - a_zero_point) * a_scale +
+// float(b[i] - b_zero_point) * b_scale (two products, then their sum, each rounded to float32),
+// where a_scale and b_scale are the operands' scales over the output's.
+struct Qs8AddParams {
+  int32_t a_zero_point;
+  int32_t b_zero_point;
+  float a_scale;
+  float b_scale;
+  Qs8Output output;
+};
+using Qs8VAddFn = void (*)(size_t n, const int8_t* a, const int8_t* b, int8_t* y,
+                           const Qs8AddParams& params);
+
+// qs8-gavgpool: y[c] = requantize(sum_p x[p][c] - pixels * input_zero_point, scale), scale being
+// input_scale / (output_scale * pixels). qs8-gmaxpool: y[c] = requantize(max_p x[p][c] -
+// input_zero_point, scale), scale = input_scale / output_scale. pixels * 255 fits in int32.
+using Qs8GlobalPoolFn = void (*)(size_t pixels, size_t channels, const int8_t* x, int8_t* y,
+                                 int32_t input_zero_point, float scale, const Qs8Output& output);
+
+// qs8-quantize: y[i] = int(round_to_nearest_even(clamp(x[i] * inv_scale, min, max))) +
+// zero_point, NaN taken as min. qs8-dequantize: y[i] = float(x[i] - zero_point) * scale.
+using Qs8QuantizeFn = void (*)(size_t n, const float* x, int8_t* y, float inv_scale,
+                               const Qs8Output& output);
+using Qs8DequantizeFn = void (*)(size_t n, const int8_t* x, float* y, int32_t zero_point,
+                                 float scale);
+
+// A tight loop of the qs8 GEMM's own dot-product instruction on registers, for the int8 peak:
+// returns the multiply-adds executed.
+using DotPeakFn = uint64_t (*)(uint64_t iterations, int32_t* sink);
+
+struct Qs8KernelSet {
+  const char* name;  // the family of qs8 kernels: several ISAs may share one
+  size_t gemm_mr;
+  size_t gemm_nr;
+  size_t gemm_kr;
+  int32_t gemm_input_offset;  // 128 where the GEMM reads A as unsigned bytes, else 0
+  Qs8GemmFn gemm;
+  size_t dwconv_cr;
+  Qs8DwConv3x3Fn dwconv3x3;
+  size_t conv3x3s2c3_cr;
+  Qs8Conv3x3s2c3Fn conv3x3s2c3;
+  Qs8VAddFn vadd;
+  Qs8GlobalPoolFn global_avg_pool;
+  Qs8GlobalPoolFn global_max_pool;
+  Qs8QuantizeFn quantize;
+  Qs8DequantizeFn dequantize;
+  DotPeakFn dot_peak;
+};
+
 struct KernelSet {
   const char* isa;
+  const char* f32_name;  // the family of f32 kernels: several ISAs may share one
   size_t gemm_mr;
   size_t gemm_nr;
   GemmFn gemm;
@@ -75,15 +169,18 @@ struct KernelSet {
   GlobalPoolFn global_max_pool;
   SoftmaxFn softmax;
   FmaPeakFn fma_peak;
+  Qs8KernelSet qs8;
 };
 
 const KernelSet& scalar_kernels();
 #if defined(__x86_64__) || defined(_M_X64)
 const KernelSet& avx2_fma_kernels();
 const KernelSet& avx512f_kernels();
+const KernelSet& avx512vnni_kernels();  // avx512f's float kernels, int8 on VPDPBUSD
 #endif
 #if defined(__aarch64__)
 const KernelSet& neon_kernels();
+const KernelSet& neon_dotprod_kernels();  // neon's float kernels, int8 on SDOT (ARMv8.2)
 #endif
 
 // Weight packing into the layouts above. `kernel` is [k][n] (Keras's HWIO with H = W = 1,
@@ -95,5 +192,15 @@ AlignedBuffer pack_gemm_weights(size_t k, size_t n, size_t nr, const float* kern
 // convolution's ([3][3][3][channels]: 27 taps).
 AlignedBuffer pack_channel_group_weights(size_t channels, size_t taps, size_t cr,
                                          const float* kernel, const float* bias);
+
+// qs8 packings (layouts above). `kernel` is int8 [k][n] (or [taps][channels]), `bias` int32
+// (may be null), `scale` the float32 requantization scale of each output channel;
+// `input_zero_point` and `input_offset` are folded into the biases.
+ByteBuffer pack_qs8_gemm_weights(size_t k, size_t n, size_t nr, size_t kr, const int8_t* kernel,
+                                 const int32_t* bias, const float* scale,
+                                 int32_t input_zero_point, int32_t input_offset);
+ByteBuffer pack_qs8_channel_group_weights(size_t channels, size_t taps, size_t cr,
+                                          const int8_t* kernel, const int32_t* bias,
+                                          const float* scale, int32_t input_zero_point);
 
 }  // namespace mnengine

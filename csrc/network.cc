@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <limits>
 #include <optional>
 #include <stdexcept>
 
@@ -13,8 +15,11 @@ namespace {
 // No activation of one image may exceed this many floats (1 GiB): a bound far above any
 // MobileNet, that keeps every size computation below from overflowing.
 constexpr size_t kMaxTensorFloats = size_t{1} << 28;
-// Activation buffers are planned in units of this many floats (one cache line).
-constexpr size_t kArenaGranule = kAlignment / sizeof(float);
+// Int8 sums must stay in int32 (see Qs8GemmFn): at most this many products per output of a
+// GEMM, biases at most this large, and pools over at most this many pixels.
+constexpr size_t kMaxQs8Depth = 16384;
+constexpr int64_t kMaxQs8Bias = int64_t{1} << 29;
+constexpr size_t kMaxQs8PoolPixels = size_t{1} << 22;
 
 const char* kind_name(OpKind kind) {
   switch (kind) {
@@ -36,6 +41,22 @@ std::string describe(Shape s) {
          std::to_string(s.channels) + ")";
 }
 
+// Empty if `scale` may scale int8 values, else what is wrong with it.
+std::string scale_error(float scale) {
+  if (std::isfinite(scale) && scale >= 1e-30f && scale <= 1e30f) return "";
+  return "must be finite and in [1e-30, 1e30], got " + std::to_string(scale);
+}
+
+// Empty if `q` is a valid int8 quantization, else what is wrong with it.
+std::string quantization_error(Quantization q) {
+  const std::string error = scale_error(q.scale);
+  if (!error.empty()) return "scale " + error;
+  if (q.zero_point < -128 || q.zero_point > 127) {
+    return "zero point must be in [-128, 127], got " + std::to_string(q.zero_point);
+  }
+  return "";
+}
+
 class NodeChecker {
  public:
   NodeChecker(size_t index, const NodeSpec& spec) : index_(index), spec_(spec) {}
@@ -49,14 +70,49 @@ class NodeChecker {
     if (!condition) fail(message);
   }
 
-  void check_weights(size_t kernel_size, size_t bias_size) const {
-    require(spec_.kernel_size == kernel_size && (kernel_size == 0) == (spec_.kernel == nullptr),
+  // The kernel (kernel_size values, none for layers without weights), the optional bias
+  // (bias_size values) and, in an int8 network, the weight scales (one per bias value): of the
+  // network's type, finite and in range.
+  void check_weights(size_t kernel_size, size_t bias_size, bool quantized) const {
+    const void* kernel = quantized ? static_cast<const void*>(spec_.qs8_kernel) : spec_.kernel;
+    const void* bias = quantized ? static_cast<const void*>(spec_.qs8_bias) : spec_.bias;
+    const void* other_kernel = quantized ? static_cast<const void*>(spec_.kernel) : spec_.qs8_kernel;
+    const void* other_bias = quantized ? static_cast<const void*>(spec_.bias) : spec_.qs8_bias;
+    const char* network = quantized ? "an int8 network" : "a float32 network";
+    require(other_kernel == nullptr && other_bias == nullptr,
+            std::string("weights of the wrong type for ") + network);
+    require(spec_.kernel_size == kernel_size && (kernel_size == 0) == (kernel == nullptr),
             "kernel has " + std::to_string(spec_.kernel_size) + " values, expected " +
                 std::to_string(kernel_size));
     require(spec_.bias_size == 0 || spec_.bias_size == bias_size,
             "bias has " + std::to_string(spec_.bias_size) + " values, expected " +
                 std::to_string(bias_size) + " or none");
-    require((spec_.bias_size == 0) == (spec_.bias == nullptr), "bias pointer and size disagree");
+    require((spec_.bias_size == 0) == (bias == nullptr), "bias pointer and size disagree");
+    const size_t scales = quantized && kernel_size != 0 ? bias_size : 0;
+    require(spec_.weight_scale_size == scales && (scales == 0) == (spec_.weight_scale == nullptr),
+            "weight_scale has " + std::to_string(spec_.weight_scale_size) + " values, expected " +
+                std::to_string(scales));
+    if (!quantized) return;
+    for (size_t i = 0; i < kernel_size; ++i) {
+      require(spec_.qs8_kernel[i] != -128, "int8 kernel value -128 at " + std::to_string(i) +
+                                               ": weights must lie in [-127, 127]");
+    }
+    for (size_t i = 0; i < spec_.bias_size; ++i) {
+      require(spec_.qs8_bias[i] >= -kMaxQs8Bias && spec_.qs8_bias[i] <= kMaxQs8Bias,
+              "int32 bias " + std::to_string(spec_.qs8_bias[i]) + " at " + std::to_string(i) +
+                  " exceeds +-2^29");
+    }
+    for (size_t i = 0; i < scales; ++i) require_scale(spec_.weight_scale[i], "weight_scale");
+  }
+
+  void require_scale(float scale, const std::string& what) const {
+    const std::string error = scale_error(scale);
+    require(error.empty(), what + " " + error);
+  }
+
+  void check_quantization(Quantization q, const std::string& what) const {
+    const std::string error = quantization_error(q);
+    require(error.empty(), what + " quantization: " + error);
   }
 
   // Output extent of a 3x3 window along one axis, after checking stride and padding.
@@ -74,7 +130,7 @@ class NodeChecker {
   const NodeSpec& spec_;
 };
 
-Shape infer_output_shape(size_t index, const NodeSpec& spec, const std::vector<Shape>& shapes) {
+Shape infer_output_shape(size_t index, const NodeSpec& spec, const std::vector<Shape>& shapes, bool quantized) {
   const NodeChecker check(index, spec);
   const size_t expected_inputs = spec.kind == OpKind::add ? 2 : 1;
   check.require(spec.inputs.size() == expected_inputs,
@@ -87,7 +143,9 @@ Shape infer_output_shape(size_t index, const NodeSpec& spec, const std::vector<S
   const Shape in = shapes[spec.inputs[0]];
   const bool has_weights = spec.kind == OpKind::conv3x3 || spec.kind == OpKind::conv1x1 ||
                            spec.kind == OpKind::dense || spec.kind == OpKind::depthwise3x3;
-  if (!has_weights) check.check_weights(0, 0);
+  if (!has_weights) check.check_weights(0, 0, quantized);
+  const bool float_layer = spec.kind == OpKind::softmax || spec.kind == OpKind::sigmoid;
+  if (quantized && !float_layer) check.check_quantization(spec.output_quantization, "output");
   const size_t out_channels = spec.out_channels;
   if (spec.kind == OpKind::conv3x3 || spec.kind == OpKind::conv1x1 || spec.kind == OpKind::dense) {
     check.require(out_channels >= 1 && out_channels <= kMaxTensorFloats,
@@ -97,23 +155,30 @@ Shape infer_output_shape(size_t index, const NodeSpec& spec, const std::vector<S
   switch (spec.kind) {
     case OpKind::conv3x3:
       check.require(in.channels * out_channels <= kMaxTensorFloats, "kernel too large");
-      check.check_weights(9 * in.channels * out_channels, out_channels);
+      check.require(!quantized || is_first_conv(in.channels, spec.stride),
+                    "an int8 conv3x3 must be a first layer: 3 input channels, stride 2");
+      check.check_weights(9 * in.channels * out_channels, out_channels, quantized);
       out = {check.window_output(in.height, spec.padding.top, spec.padding.bottom),
              check.window_output(in.width, spec.padding.left, spec.padding.right), out_channels};
       break;
     case OpKind::depthwise3x3:
-      check.check_weights(9 * in.channels, in.channels);
+      check.check_weights(9 * in.channels, in.channels, quantized);
       out = {check.window_output(in.height, spec.padding.top, spec.padding.bottom),
              check.window_output(in.width, spec.padding.left, spec.padding.right), in.channels};
       break;
     case OpKind::conv1x1:
       check.require(in.channels * out_channels <= kMaxTensorFloats, "kernel too large");
-      check.check_weights(in.channels * out_channels, out_channels);
+      check.require(!quantized || in.channels <= kMaxQs8Depth,
+                    "an int8 conv1x1 takes at most " + std::to_string(kMaxQs8Depth) + " input channels");
+      check.check_weights(in.channels * out_channels, out_channels, quantized);
       out = {in.height, in.width, out_channels};
       break;
     case OpKind::dense:
       check.require(in.size() * out_channels <= kMaxTensorFloats, "kernel too large");
-      check.check_weights(in.size() * out_channels, out_channels);
+      check.require(!quantized || in.size() <= kMaxQs8Depth,
+                    "an int8 dense layer takes at most " + std::to_string(kMaxQs8Depth) + " inputs, got " +
+                        std::to_string(in.size()));
+      check.check_weights(in.size() * out_channels, out_channels, quantized);
       out = {1, 1, out_channels};
       break;
     case OpKind::add: {
@@ -126,6 +191,8 @@ Shape infer_output_shape(size_t index, const NodeSpec& spec, const std::vector<S
     }
     case OpKind::global_avg_pool:
     case OpKind::global_max_pool:
+      check.require(!quantized || in.height * in.width <= kMaxQs8PoolPixels,
+                    "an int8 pool takes at most " + std::to_string(kMaxQs8PoolPixels) + " pixels");
       out = {1, 1, in.channels};
       break;
     case OpKind::softmax:
@@ -166,6 +233,37 @@ std::unique_ptr<Operator> make_operator(const KernelSet& kernels, size_t threads
   }
   throw std::invalid_argument("unknown operator kind");
 }
+
+// The int8 operator of an int8 network's node (softmax and sigmoid are float layers: they
+// are made by make_operator, on the dequantized input). `inputs` are the quantizations of the
+// node's inputs.
+std::unique_ptr<Operator> make_qs8_operator(const KernelSet& kernels, size_t threads, const NodeSpec& spec,
+                                            Shape in, Shape out, const std::vector<Quantization>& inputs) {
+  const Qs8Layer layer{spec.qs8_kernel, spec.qs8_bias, spec.weight_scale, inputs[0], spec.output_quantization,
+                       spec.clamp};
+  switch (spec.kind) {
+    case OpKind::conv3x3:
+      return make_qs8_conv3x3s2c3(kernels, in, out.channels, spec.padding, layer);
+    case OpKind::conv1x1:
+      return make_qs8_gemm(kernels, in.height * in.width, in.channels, out.channels, layer, threads);
+    case OpKind::dense:
+      return make_qs8_gemm(kernels, 1, in.size(), out.channels, layer, threads);
+    case OpKind::depthwise3x3:
+      return make_qs8_depthwise3x3(kernels, in, spec.stride, spec.padding, layer);
+    case OpKind::add:
+      return make_qs8_add(kernels, in.size(), inputs[0], inputs[1], spec.output_quantization, spec.clamp);
+    case OpKind::global_avg_pool:
+    case OpKind::global_max_pool:
+      return make_qs8_global_pool(kernels, in, spec.kind == OpKind::global_avg_pool, inputs[0],
+                                  spec.output_quantization);
+    case OpKind::softmax:
+    case OpKind::sigmoid:
+      break;
+  }
+  throw std::invalid_argument(std::string("no int8 operator for ") + kind_name(spec.kind));
+}
+
+bool is_float_layer(OpKind kind) { return kind == OpKind::softmax || kind == OpKind::sigmoid; }
 
 // Fusing pays where the expanded tensor is large and the weights small (the early, wide
 // blocks): each step of a fused block streams all its weights again, which is free while they
@@ -258,13 +356,21 @@ std::unique_ptr<Operator> make_fused_operator(const KernelSet& kernels, size_t t
 struct TaskContext {
   const Operator* op;
   const Tensors* tensors;
-  float* scratch;
-  size_t scratch_floats;
+  uint8_t* scratch;
+  size_t scratch_bytes;
 };
 
 void run_task(const void* context, size_t index, size_t thread) {
   const auto* ctx = static_cast<const TaskContext*>(context);
-  ctx->op->run_task(index, *ctx->tensors, ctx->scratch + thread * ctx->scratch_floats);
+  ctx->op->run_task(index, *ctx->tensors, ctx->scratch + thread * ctx->scratch_bytes);
+}
+
+// The smallest and largest non-NaN value of x[0, n) folded into `range`.
+void fold_range(const float* x, size_t n, std::pair<float, float>& range) {
+  for (size_t i = 0; i < n; ++i) {
+    if (x[i] < range.first) range.first = x[i];
+    if (x[i] > range.second) range.second = x[i];
+  }
 }
 
 size_t checked_threads(size_t threads) {
@@ -278,44 +384,104 @@ size_t checked_threads(size_t threads) {
 
 struct Network::Workspace {
   size_t batch_capacity = 0;
-  AlignedBuffer arena;
-  AlignedBuffer scratch;
+  ByteBuffer arena;
+  ByteBuffer scratch;
 };
 
 Network::Network(const std::string& isa, size_t threads, Shape input,
-                 const std::vector<NodeSpec>& nodes, Fusion fusion)
-    : kernels_(select_kernel_set(isa)), pool_(checked_threads(threads)) {
+                 const std::vector<NodeSpec>& nodes, Fusion fusion,
+                 std::optional<Quantization> input_quantization)
+    : kernels_(select_kernel_set(isa)), input_quantization_(input_quantization), pool_(checked_threads(threads)) {
   if (input.height == 0 || input.width == 0 || input.channels == 0 ||
       input.height > kMaxTensorFloats || input.width > kMaxTensorFloats / input.height ||
       input.channels > kMaxTensorFloats / (input.height * input.width)) {
     throw std::invalid_argument("input shape " + describe(input) + " is empty or too large");
   }
   if (nodes.empty()) throw std::invalid_argument("a network needs at least one node");
+  const bool quantized = input_quantization.has_value();
+  if (quantized && !quantization_error(*input_quantization).empty()) {
+    throw std::invalid_argument("input quantization: " + quantization_error(*input_quantization));
+  }
 
-  shapes_.push_back(input);
-  for (size_t i = 0; i < nodes.size(); ++i) shapes_.push_back(infer_output_shape(i, nodes[i], shapes_));
+  add_tensor(input, DataType::float32);
+  std::vector<Shape> node_shapes{input};
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    node_shapes.push_back(infer_output_shape(i, nodes[i], node_shapes, quantized));
+    add_tensor(node_shapes.back(), quantized && !is_float_layer(nodes[i].kind) ? DataType::qs8 : DataType::float32);
+  }
+
+  // An int8 network's conversions: each float32 tensor an int8 layer reads (the input) and each
+  // int8 tensor a float layer reads is converted once, into a tensor of its own.
+  std::vector<Quantization> quantization(shapes_.size(), Quantization{1.0f, 0});
+  for (size_t i = 0; i < nodes.size(); ++i) quantization[i + 1] = nodes[i].output_quantization;
+  std::vector<size_t> converted(shapes_.size(), 0);  // tensor id -> its converted twin, 0 if none
+  const auto reading = [&](size_t node, size_t id) {
+    const DataType wanted = quantized && !is_float_layer(nodes[node].kind) ? DataType::qs8 : DataType::float32;
+    if (types_[id] == wanted) return id;
+    if (converted[id] == 0) {
+      converted[id] = add_tensor(shapes_[id], wanted);
+      if (wanted == DataType::qs8) {
+        quantization.push_back(*input_quantization);
+        add_step(make_quantize(kernels_, shapes_[id].size(), *input_quantization), {node, 0}, {id}, converted[id]);
+      } else {
+        quantization.push_back(Quantization{1.0f, 0});
+        add_step(make_dequantize(kernels_, shapes_[id].size(), quantization[id]), {node, 0}, {id}, converted[id]);
+      }
+    }
+    return converted[id];
+  };
 
   const TensorReaders readers(nodes);
   for (size_t i = 0; i < nodes.size();) {
-    const size_t fused = fused_block_length(nodes, i, shapes_, readers, threads, fusion);
-    Step step;
+    const size_t fused = quantized ? 0 : fused_block_length(nodes, i, node_shapes, readers, threads, fusion);
     if (fused != 0) {
-      step.op = make_fused_operator(kernels_, threads, nodes, i, fused, shapes_);
-      step.nodes = {i, fused};
-    } else {
-      step.op = make_operator(kernels_, threads, nodes[i], shapes_[nodes[i].inputs[0]], shapes_[i + 1]);
-      step.nodes = {i, 1};
+      // A fused block reads only its first node's input: the others are inside it.
+      add_step(make_fused_operator(kernels_, threads, nodes, i, fused, node_shapes), {i, fused},
+               {nodes[i].inputs[0]}, i + fused);
+      i += fused;
+      continue;
     }
-    // A fused block reads only its first node's input: the others are inside it.
-    step.inputs = fused != 0 ? std::vector<size_t>{nodes[i].inputs[0]} : nodes[i].inputs;
-    i += step.nodes.count;
-    step.output = i;
-    scratch_floats_ = std::max(scratch_floats_, round_up(step.op->scratch_floats(), kArenaGranule));
-    steps_.push_back(std::move(step));
+    std::vector<size_t> inputs;
+    std::vector<Quantization> input_quantizations;
+    for (size_t id : nodes[i].inputs) {
+      inputs.push_back(reading(i, id));
+      input_quantizations.push_back(quantization[inputs.back()]);
+    }
+    const Shape in = shapes_[inputs[0]], out = shapes_[i + 1];
+    add_step(types_[i + 1] == DataType::qs8
+                 ? make_qs8_operator(kernels_, threads, nodes[i], in, out, input_quantizations)
+                 : make_operator(kernels_, threads, nodes[i], in, out),
+             {i, 1}, inputs, i + 1);
+    ++i;
   }
+  size_t output_id = nodes.size();
+  if (types_[output_id] == DataType::qs8) {
+    const size_t id = add_tensor(shapes_[output_id], DataType::float32);
+    add_step(make_dequantize(kernels_, shapes_[output_id].size(), quantization[output_id]), {nodes.size(), 0},
+             {output_id}, id);
+    output_id = id;
+  }
+  plan_arena(output_id);
+}
 
-  // Plan the tensors the steps write (but the last: the caller's output) into one arena:
-  // each takes the lowest gap free for its lifetime. The input is the caller's too.
+size_t Network::add_tensor(Shape shape, DataType type) {
+  shapes_.push_back(shape);
+  types_.push_back(type);
+  return shapes_.size() - 1;
+}
+
+size_t Network::tensor_bytes(size_t id) const {
+  return shapes_[id].size() * (types_[id] == DataType::float32 ? sizeof(float) : sizeof(int8_t));
+}
+
+void Network::add_step(std::unique_ptr<Operator> op, NodeRange nodes, std::vector<size_t> inputs, size_t output) {
+  scratch_bytes_ = std::max(scratch_bytes_, round_up(op->scratch_bytes(), kAlignment));
+  steps_.push_back({std::move(op), nodes, std::move(inputs), output});
+}
+
+// Plans the tensors the steps write (but `output_id`, the caller's output) into one arena:
+// each takes the lowest gap free for its lifetime. The input is the caller's too.
+void Network::plan_arena(size_t output_id) {
   std::vector<size_t> last_use(shapes_.size(), 0);
   for (size_t s = 0; s < steps_.size(); ++s) {
     last_use[steps_[s].output] = s;
@@ -326,13 +492,14 @@ Network::Network(const std::string& isa, size_t threads, Shape input,
   };
   std::vector<Block> live;
   arena_offsets_.assign(shapes_.size(), 0);
-  for (size_t s = 0; s + 1 < steps_.size(); ++s) {
+  for (size_t s = 0; s < steps_.size(); ++s) {
     const size_t id = steps_[s].output;
+    if (id == output_id) continue;
     live.erase(std::remove_if(live.begin(), live.end(),
                               [&](const Block& b) { return last_use[b.tensor] < s; }),
                live.end());
     std::sort(live.begin(), live.end(), [](const Block& a, const Block& b) { return a.offset < b.offset; });
-    const size_t size = round_up(shapes_[id].size(), kArenaGranule);
+    const size_t size = round_up(tensor_bytes(id), kAlignment);
     size_t offset = 0;
     for (const Block& b : live) {
       if (offset + size <= b.offset) break;
@@ -340,7 +507,7 @@ Network::Network(const std::string& isa, size_t threads, Shape input,
     }
     live.push_back({offset, size, id});
     arena_offsets_[id] = offset;
-    arena_floats_per_image_ = std::max(arena_floats_per_image_, offset + size);
+    arena_bytes_per_image_ = std::max(arena_bytes_per_image_, offset + size);
   }
 }
 
@@ -363,13 +530,13 @@ std::unique_ptr<Network::Workspace> Network::acquire_workspace(size_t batch) con
   }
   if (!workspace) {
     workspace = std::make_unique<Workspace>();
-    workspace->scratch.resize(pool_.threads() * scratch_floats_);
+    workspace->scratch.resize(pool_.threads() * scratch_bytes_);
   }
   if (batch > workspace->batch_capacity) {
-    // Filled with NaN, so that a kernel reading a value no operator wrote poisons the output.
-    workspace->arena.resize(arena_floats_per_image_ * batch);
-    std::fill_n(workspace->arena.data(), workspace->arena.size(),
-                std::numeric_limits<float>::quiet_NaN());
+    // Filled with all-ones bytes (NaN as float32), so that a kernel reading a float value no
+    // operator wrote poisons the output.
+    workspace->arena.resize(arena_bytes_per_image_ * batch);
+    std::fill_n(workspace->arena.data(), workspace->arena.size(), uint8_t{0xff});
     workspace->batch_capacity = batch;
   }
   return workspace;
@@ -380,37 +547,60 @@ void Network::release_workspace(std::unique_ptr<Workspace> workspace) const {
   idle_workspaces_.push_back(std::move(workspace));
 }
 
-void Network::run(const float* input, size_t batch, float* output,
-                  std::vector<double>* step_seconds) const {
-  if (batch == 0 || batch > kMaxTensorFloats / std::max(arena_floats_per_image_, input_shape().size())) {
+void Network::run(const float* input, size_t batch, float* output, const RunObserver& observer) const {
+  if (observer.step_ranges != nullptr && quantized()) {
+    throw std::invalid_argument("value ranges are observed on float32 networks only");
+  }
+  run_steps(input, 0, batch, output, steps_.back().output, 0, steps_.size(), observer);
+}
+
+void Network::run_qs8(const int8_t* input, size_t batch, int8_t* output) const {
+  const bool converts = quantized() && steps_.size() >= 3 && steps_.front().nodes.count == 0 &&
+                        steps_.front().inputs[0] == 0 && steps_.back().nodes.count == 0 &&
+                        types_[steps_.back().inputs[0]] == DataType::qs8;
+  if (!converts) throw std::invalid_argument("run_qs8 needs an int8 network with int8 layers from input to output");
+  run_steps(input, steps_.front().output, batch, output, steps_.back().inputs[0], 1, steps_.size() - 1, {});
+}
+
+void Network::run_steps(const void* input, size_t input_id, size_t batch, void* output, size_t output_id,
+                        size_t first_step, size_t end_step, const RunObserver& observer) const {
+  const size_t largest_tensor = std::max(arena_bytes_per_image_, input_shape().size() * sizeof(float));
+  if (batch == 0 || batch > kMaxTensorFloats * sizeof(float) / largest_tensor) {
     throw std::invalid_argument("batch size " + std::to_string(batch) + " is out of range");
   }
   DenormalsFlushed flushed;
   std::unique_ptr<Workspace> workspace = acquire_workspace(batch);
   std::unique_lock<std::mutex> pool_lock(pool_mutex_, std::try_to_lock);
-  if (step_seconds != nullptr) step_seconds->assign(steps_.size(), 0.0);
+  if (observer.step_seconds != nullptr) observer.step_seconds->assign(steps_.size(), 0.0);
+  if (observer.step_ranges != nullptr) {
+    observer.step_ranges->assign(steps_.size(), {std::numeric_limits<float>::infinity(),
+                                                 -std::numeric_limits<float>::infinity()});
+  }
 
-  const size_t output_id = steps_.back().output;
-  const auto tensor = [&](size_t id) -> float* {
-    if (id == 0) return const_cast<float*>(input);  // read only: no step writes tensor 0
+  const auto tensor = [&](size_t id) -> void* {
+    if (id == input_id) return const_cast<void*>(input);  // read only: no step writes the input
     if (id == output_id) return output;
     return workspace->arena.data() + arena_offsets_[id] * batch;
   };
-  for (size_t s = 0; s < steps_.size(); ++s) {
+  for (size_t s = first_step; s < end_step; ++s) {
     const Step& step = steps_[s];
     const auto start = std::chrono::steady_clock::now();
     const Tensors tensors{batch, tensor(step.inputs[0]),
                           step.inputs.size() > 1 ? tensor(step.inputs[1]) : nullptr, tensor(step.output)};
-    const TaskContext context{step.op.get(), &tensors, workspace->scratch.data(), scratch_floats_};
+    const TaskContext context{step.op.get(), &tensors, workspace->scratch.data(), scratch_bytes_};
     const size_t count = step.op->task_count(batch);
     if (pool_lock.owns_lock()) {
       pool_.run(count, run_task, &context);
     } else {
       for (size_t task = 0; task < count; ++task) run_task(&context, task, 0);
     }
-    if (step_seconds != nullptr) {
-      (*step_seconds)[s] =
+    if (observer.step_seconds != nullptr) {
+      (*observer.step_seconds)[s] =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
+    if (observer.step_ranges != nullptr) {
+      fold_range(static_cast<const float*>(tensors.output), batch * shapes_[step.output].size(),
+                 (*observer.step_ranges)[s]);
     }
   }
   pool_lock = {};

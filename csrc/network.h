@@ -6,6 +6,7 @@
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,12 @@ enum class OpKind {
 
 // One node as the model file describes it. Kernel and bias are borrowed: they are packed
 // into the operator during Network construction and not referenced afterwards.
+//
+// In an int8 network (one given an input quantization) every node but softmax and sigmoid
+// computes int8 tensors: its weights are `qs8_kernel` (int8, |w| <= 127), `qs8_bias` (int32)
+// and `weight_scale` (float32, one per output channel) instead of `kernel` and `bias`, and
+// `output_quantization` says how its output encodes real values. The clamp is still the
+// activation's real-valued range.
 struct NodeSpec {
   OpKind kind;
   std::vector<size_t> inputs;  // tensor ids: 0 is the network input, i + 1 the output of node i
@@ -36,21 +43,40 @@ struct NodeSpec {
   Padding padding{0, 0, 0, 0};
   Clamp clamp{-std::numeric_limits<float>::infinity(), std::numeric_limits<float>::infinity()};
   const float* kernel = nullptr;
+  const int8_t* qs8_kernel = nullptr;
   size_t kernel_size = 0;
   const float* bias = nullptr;  // null: no bias
+  const int32_t* qs8_bias = nullptr;
   size_t bias_size = 0;
+  const float* weight_scale = nullptr;
+  size_t weight_scale_size = 0;
+  Quantization output_quantization{1.0f, 0};
 };
+
+// What a tensor holds.
+enum class DataType { float32, qs8 };
 
 // Which MobileNet blocks run as one fused operator: those where it pays (the default), every
 // block the nodes form, or none. The last two exist for tests of both paths at any shape.
 enum class Fusion { automatic, always, never };
 
+// What a run may report besides the output: the wall time of each step, and the smallest and
+// largest value each step wrote (over the batch; NaN is ignored).
+struct RunObserver {
+  std::vector<double>* step_seconds = nullptr;
+  std::vector<std::pair<float, float>>* step_ranges = nullptr;  // float32 networks only
+};
+
 class Network {
  public:
   // Validates the nodes (throws std::invalid_argument naming the node and the mismatch),
   // packs every weight and plans the activation buffers.
+  // With `input_quantization` the network is an int8 network: it quantizes its float32 input,
+  // runs its layers on int8 tensors and dequantizes what its float layers (softmax, sigmoid)
+  // and its output need; input and output stay float32.
   Network(const std::string& isa, size_t threads, Shape input, const std::vector<NodeSpec>& nodes,
-          Fusion fusion = Fusion::automatic);
+          Fusion fusion = Fusion::automatic,
+          std::optional<Quantization> input_quantization = std::nullopt);
   ~Network();
 
   const KernelSet& kernels() const { return kernels_; }
@@ -58,8 +84,11 @@ class Network {
   Shape input_shape() const { return shapes_.front(); }
   Shape output_shape() const { return shapes_.back(); }
 
+  bool quantized() const { return input_quantization_.has_value(); }
+
   // The operators run, in order, as the nodes each one computes: [first, first + count).
-  // A count above one is a fused block (see make_fused_block).
+  // A count above one is a fused block (see make_fused_block); a count of zero is a conversion
+  // between float32 and int8 of an int8 network, before node `first` (or after the last node).
   struct NodeRange {
     size_t first;
     size_t count;
@@ -68,10 +97,13 @@ class Network {
 
   // Runs a batch: `input` is batch x input_shape, `output` batch x output_shape. Safe to call
   // from several threads at once: each call takes its own workspace, and a call that finds
-  // the thread pool busy runs on its own thread alone. If `step_seconds` is given, it
-  // receives the wall time of each step.
-  void run(const float* input, size_t batch, float* output,
-           std::vector<double>* step_seconds = nullptr) const;
+  // the thread pool busy runs on its own thread alone.
+  void run(const float* input, size_t batch, float* output, const RunObserver& observer = {}) const;
+
+  // An int8 network's layers alone, int8 tensors in and out (without the quantization of the
+  // input and the dequantization of the output): for testing them bit for bit. Throws unless
+  // the network's first step quantizes its input and its last dequantizes the output.
+  void run_qs8(const int8_t* input, size_t batch, int8_t* output) const;
 
  private:
   struct Step {
@@ -83,13 +115,21 @@ class Network {
   struct Workspace;
   std::unique_ptr<Workspace> acquire_workspace(size_t batch) const;
   void release_workspace(std::unique_ptr<Workspace> workspace) const;
+  void add_step(std::unique_ptr<Operator> op, NodeRange nodes, std::vector<size_t> inputs, size_t output);
+  size_t add_tensor(Shape shape, DataType type);
+  size_t tensor_bytes(size_t id) const;
+  void plan_arena(size_t output_id);
+  void run_steps(const void* input, size_t input_id, size_t batch, void* output, size_t output_id,
+                 size_t first_step, size_t end_step, const RunObserver& observer) const;
 
   const KernelSet& kernels_;
+  std::optional<Quantization> input_quantization_;
   std::vector<Shape> shapes_;                 // of every tensor id
+  std::vector<DataType> types_;               // of every tensor id
   std::vector<Step> steps_;
-  std::vector<size_t> arena_offsets_;         // per tensor id, in floats per image
-  size_t arena_floats_per_image_ = 0;
-  size_t scratch_floats_ = 0;                 // per thread
+  std::vector<size_t> arena_offsets_;         // per tensor id, in bytes per image
+  size_t arena_bytes_per_image_ = 0;
+  size_t scratch_bytes_ = 0;                  // per thread
 
   mutable ThreadPool pool_;
   mutable std::mutex pool_mutex_;

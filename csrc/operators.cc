@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <vector>
 
+#include "gemm_operator.h"
 #include "packed_layers.h"
 
 namespace mnengine {
@@ -13,79 +15,10 @@ namespace {
 // Elements per task of element-wise operators: large enough to amortise the dispatch.
 constexpr size_t kElementwiseChunk = 16 * 1024;
 
-// Pointwise weights up to this size are read whole by every thread rather than split between
-// them, where the rows split as evenly (see GemmOperator::split_for).
-constexpr size_t kSharedWeightBytes = 512 * 1024;
-// Splits whose balance (busy fraction of the threads' time) differs by no more than this are
-// taken as even: 131 row tiles against 16 panels is not worth reading the weights twice.
-constexpr double kBalanceMargin = 0.03;
+constexpr float kInfinity = std::numeric_limits<float>::infinity();
 
 // The largest gemm_mr of any kernel set: sizes the IGEMM pointer arrays on the stack.
 constexpr size_t kMaxGemmRows = 8;
-
-class GemmOperator final : public Operator {
- public:
-  GemmOperator(const KernelSet& kernels, size_t rows_per_image, size_t k, size_t n,
-               const float* kernel, const float* bias, Clamp clamp, size_t threads)
-      : kernels_(kernels), rows_per_image_(rows_per_image), gemm_(kernels, k, n, kernel, bias, clamp),
-        threads_(threads) {}
-
-  size_t task_count(size_t batch) const override {
-    const Split split = split_for(batch);
-    return split.row_chunks * split.panel_chunks;
-  }
-
-  void run_task(size_t task, const Tensors& tensors, float* /*scratch*/) const override {
-    const size_t mr = kernels_.gemm_mr, k = gemm_.k(), n = gemm_.n();
-    const size_t rows = tensors.batch * rows_per_image_;
-    const Split split = split_for(tensors.batch);
-    const size_t row_chunk = task / split.panel_chunks, panel_chunk = task % split.panel_chunks;
-    const size_t tiles = divide_round_up(rows, mr), panels = gemm_.panels();
-    const size_t row_begin = tiles * row_chunk / split.row_chunks * mr;
-    const size_t row_end = std::min(rows, tiles * (row_chunk + 1) / split.row_chunks * mr);
-    gemm_.run(row_end - row_begin, tensors.input0 + row_begin * k, k, tensors.output + row_begin * n, n,
-              panels * panel_chunk / split.panel_chunks, panels * (panel_chunk + 1) / split.panel_chunks);
-  }
-
- private:
-  struct Split {
-    size_t row_chunks;
-    size_t panel_chunks;
-  };
-
-  // Row tiles or column panels, whichever the threads share more evenly (7 row tiles leave
-  // one thread of two idle an eighth of the time, 5 panels a sixth). Evenly shared either
-  // way, every thread reads all of the operand that is not split, so split the larger one:
-  // rows where the activations outweigh the weights (early layers), output channels where
-  // the weights do (late layers, dense); but weights that stay in a core's L2 are cheap to
-  // read twice, and there the row split measured faster (14x14 64->384 at 2 threads in
-  // 0.72-0.92x the time), as the next depthwise layer then reads rows its own thread wrote.
-  // Too few chunks of one kind get the other too.
-  Split split_for(size_t batch) const {
-    if (threads_ == 1) return {1, 1};
-    const size_t rows = batch * rows_per_image_;
-    const size_t tiles = divide_round_up(rows, kernels_.gemm_mr);
-    const size_t panels = gemm_.panels();
-    const size_t target = 4 * threads_;
-    // The busy fraction of the threads' time when each takes whole units, the last round short.
-    const auto balance = [&](size_t units) {
-      return static_cast<double>(units) / static_cast<double>(threads_ * divide_round_up(units, threads_));
-    };
-    const double tile_balance = balance(tiles), panel_balance = balance(panels);
-    const bool small_weights = (gemm_.k() + 1) * gemm_.n() * sizeof(float) <= kSharedWeightBytes;
-    const bool split_rows = tile_balance > panel_balance + kBalanceMargin ||
-                            (tile_balance >= panel_balance - kBalanceMargin && (rows >= gemm_.n() || small_weights));
-    if (split_rows && tiles >= 2 * threads_) return {std::min(tiles, target), 1};
-    if (panels >= 2 * threads_) return {1, std::min(panels, target)};
-    const size_t row_chunks = std::min(tiles, target);
-    return {row_chunks, std::min(panels, divide_round_up(target, row_chunks))};
-  }
-
-  const KernelSet& kernels_;
-  size_t rows_per_image_;
-  PackedGemm gemm_;
-  size_t threads_;
-};
 
 // Full 3x3 convolution as an IGEMM: each output pixel's window is three runs of 3 x C_in
 // adjacent input values (one per kernel row), multiplied in place. Only windows that
@@ -107,15 +40,15 @@ class Conv3x3Operator final : public Operator {
   }
 
   size_t task_count(size_t batch) const override { return batch * window_.out.height; }
-  size_t scratch_floats() const override { return border_columns_ * 3 * run_; }
+  size_t scratch_bytes() const override { return border_columns_ * 3 * run_ * sizeof(float); }
 
-  void run_task(size_t task, const Tensors& tensors, float* scratch) const override {
+  void run_task(size_t task, const Tensors& tensors, void* scratch) const override {
     const Shape in_shape = window_.in, out_shape = window_.out;
     const size_t image = task / out_shape.height, oy = task % out_shape.height;
-    const float* in = tensors.input0 + image * in_shape.size();
-    float* out = tensors.output + (image * out_shape.height + oy) * out_shape.width * out_shape.channels;
+    const float* in = tensors.in0<float>() + image * in_shape.size();
+    float* out = tensors.out<float>() + (image * out_shape.height + oy) * out_shape.width * out_shape.channels;
     const size_t mr = kernels_.gemm_mr, c = in_shape.channels;
-    float* patch = scratch;
+    float* patch = static_cast<float*>(scratch);
     for (size_t ox0 = 0; ox0 < out_shape.width; ox0 += mr) {
       const size_t rows = std::min(mr, out_shape.width - ox0);
       const float* a[3 * kMaxGemmRows];
@@ -159,72 +92,83 @@ class Conv3x3Operator final : public Operator {
 };
 
 // The first layer of a network on RGB input, 3x3 with stride 2 over 3 channels, on its own
-// kernel (see f32-conv3x3s2c3-tiled.h). Each task computes one output row.
+// kernel (see f32-conv3x3s2c3-tiled.h), float32 or int8 (PackedConv3x3s2c3, PackedQs8Conv3x3s2c3).
+// Each task computes one output row.
+template <class Packed>
 class Conv3x3s2c3Operator final : public Operator {
  public:
-  Conv3x3s2c3Operator(const KernelSet& kernels, Shape in, size_t out_channels, Padding padding,
-                      const float* kernel, const float* bias, Clamp clamp)
-      : conv_(kernels, in, out_channels, padding, kernel, bias, clamp) {}
+  template <class... Weights>
+  explicit Conv3x3s2c3Operator(const KernelSet& kernels, Shape in, size_t out_channels, Padding padding,
+                               const Weights&... weights)
+      : conv_(kernels, in, out_channels, padding, weights...) {}
 
   size_t task_count(size_t batch) const override { return batch * conv_.output().height; }
 
-  void run_task(size_t task, const Tensors& tensors, float* /*scratch*/) const override {
+  void run_task(size_t task, const Tensors& tensors, void* /*scratch*/) const override {
+    using T = typename Packed::Element;
     const Shape in = conv_.input(), out = conv_.output();
     const size_t image = task / out.height, oy = task % out.height;
-    const float* x = tensors.input0 + image * in.size();
+    const T* x = tensors.in0<T>() + image * in.size();
     conv_.run_row(oy, [&](size_t iy) { return x + iy * in.width * 3; },
-                  tensors.output + (image * out.height + oy) * out.width * out.channels);
+                  tensors.out<T>() + (image * out.height + oy) * out.width * out.channels);
   }
 
  private:
-  PackedConv3x3s2c3 conv_;
+  Packed conv_;
 };
 
+// A depthwise 3x3 layer, float32 or int8 (PackedDepthwise, PackedQs8Depthwise).
+template <class Packed>
 class Depthwise3x3Operator final : public Operator {
  public:
+  template <class... Weights>
   Depthwise3x3Operator(const KernelSet& kernels, Shape in, size_t stride, Padding padding,
-                       const float* kernel, const float* bias, Clamp clamp)
-      : depthwise_(kernels, in, stride, padding, kernel, bias, clamp) {}
+                       const Weights&... weights)
+      : depthwise_(kernels, in, stride, padding, weights...) {}
 
   // A task is a pair of output rows (the kernel's unit), the last one alone if odd.
   size_t task_count(size_t batch) const override { return batch * pairs(); }
 
-  void run_task(size_t task, const Tensors& tensors, float* /*scratch*/) const override {
+  void run_task(size_t task, const Tensors& tensors, void* /*scratch*/) const override {
+    using T = typename Packed::Element;
     const Shape in = depthwise_.input(), out = depthwise_.output();
     const size_t image = task / pairs(), oy = task % pairs() * 2;
-    const float* x = tensors.input0 + image * in.size();
+    const T* x = tensors.in0<T>() + image * in.size();
     depthwise_.run_rows(oy, std::min<size_t>(2, out.height - oy),
                         [&](size_t iy) { return x + iy * in.width * in.channels; },
-                        tensors.output + (image * out.height + oy) * out.width * out.channels);
+                        tensors.out<T>() + (image * out.height + oy) * out.width * out.channels);
   }
 
  private:
   size_t pairs() const { return divide_round_up(depthwise_.output().height, 2); }
 
-  PackedDepthwise depthwise_;
+  Packed depthwise_;
 };
 
-class AddOperator final : public Operator {
+// Runs `apply(begin, count)` over chunks of an element-wise operation's whole batch.
+template <class Apply>
+class ElementwiseOperator final : public Operator {
  public:
-  AddOperator(const KernelSet& kernels, size_t size_per_image, Clamp clamp)
-      : kernels_(kernels), size_per_image_(size_per_image), clamp_(clamp) {}
+  ElementwiseOperator(size_t size_per_image, Apply apply) : size_per_image_(size_per_image), apply_(apply) {}
 
   size_t task_count(size_t batch) const override {
     return divide_round_up(batch * size_per_image_, kElementwiseChunk);
   }
 
-  void run_task(size_t task, const Tensors& tensors, float* /*scratch*/) const override {
+  void run_task(size_t task, const Tensors& tensors, void* /*scratch*/) const override {
     const size_t begin = task * kElementwiseChunk;
-    const size_t count = std::min(kElementwiseChunk, tensors.batch * size_per_image_ - begin);
-    kernels_.vadd(count, tensors.input0 + begin, tensors.input1 + begin, tensors.output + begin,
-                  clamp_);
+    apply_(tensors, begin, std::min(kElementwiseChunk, tensors.batch * size_per_image_ - begin));
   }
 
  private:
-  const KernelSet& kernels_;
   size_t size_per_image_;
-  Clamp clamp_;
+  Apply apply_;
 };
+
+template <class Apply>
+std::unique_ptr<Operator> make_elementwise(size_t size_per_image, Apply apply) {
+  return std::make_unique<ElementwiseOperator<Apply>>(size_per_image, apply);
+}
 
 class GlobalPoolOperator final : public Operator {
  public:
@@ -233,14 +177,40 @@ class GlobalPoolOperator final : public Operator {
 
   size_t task_count(size_t batch) const override { return batch; }
 
-  void run_task(size_t image, const Tensors& tensors, float* /*scratch*/) const override {
-    pool_(in_.height * in_.width, in_.channels, tensors.input0 + image * in_.size(),
-          tensors.output + image * in_.channels);
+  void run_task(size_t image, const Tensors& tensors, void* /*scratch*/) const override {
+    pool_(in_.height * in_.width, in_.channels, tensors.in0<float>() + image * in_.size(),
+          tensors.out<float>() + image * in_.channels);
   }
 
  private:
   Shape in_;
   GlobalPoolFn pool_;
+};
+
+// Global average or max pooling of int8 images, requantized to the output's quantization.
+class Qs8GlobalPoolOperator final : public Operator {
+ public:
+  Qs8GlobalPoolOperator(const KernelSet& kernels, Shape in, bool average, Quantization input,
+                        Quantization output)
+      : in_(in), pool_(average ? kernels.qs8.global_avg_pool : kernels.qs8.global_max_pool),
+        input_zero_point_(input.zero_point),
+        scale_(static_cast<float>(static_cast<double>(input.scale) /
+                                  (static_cast<double>(output.scale) * (average ? in.height * in.width : 1)))),
+        output_(qs8_output(output, {-kInfinity, kInfinity})) {}
+
+  size_t task_count(size_t batch) const override { return batch; }
+
+  void run_task(size_t image, const Tensors& tensors, void* /*scratch*/) const override {
+    pool_(in_.height * in_.width, in_.channels, tensors.in0<int8_t>() + image * in_.size(),
+          tensors.out<int8_t>() + image * in_.channels, input_zero_point_, scale_, output_);
+  }
+
+ private:
+  Shape in_;
+  Qs8GlobalPoolFn pool_;
+  int32_t input_zero_point_;
+  float scale_;
+  Qs8Output output_;
 };
 
 class SoftmaxOperator final : public Operator {
@@ -250,9 +220,9 @@ class SoftmaxOperator final : public Operator {
 
   size_t task_count(size_t batch) const override { return batch; }
 
-  void run_task(size_t image, const Tensors& tensors, float* /*scratch*/) const override {
+  void run_task(size_t image, const Tensors& tensors, void* /*scratch*/) const override {
     const size_t offset = image * size_per_image_;
-    softmax_(size_per_image_, tensors.input0 + offset, tensors.output + offset);
+    softmax_(size_per_image_, tensors.in0<float>() + offset, tensors.out<float>() + offset);
   }
 
  private:
@@ -268,10 +238,11 @@ class SigmoidOperator final : public Operator {
 
   size_t task_count(size_t batch) const override { return batch; }
 
-  void run_task(size_t image, const Tensors& tensors, float* /*scratch*/) const override {
+  void run_task(size_t image, const Tensors& tensors, void* /*scratch*/) const override {
     const size_t offset = image * size_per_image_;
-    for (size_t i = 0; i < size_per_image_; ++i)
-      tensors.output[offset + i] = 1.0f / (1.0f + std::exp(-tensors.input0[offset + i]));
+    const float* x = tensors.in0<float>() + offset;
+    float* y = tensors.out<float>() + offset;
+    for (size_t i = 0; i < size_per_image_; ++i) y[i] = 1.0f / (1.0f + std::exp(-x[i]));
   }
 
  private:
@@ -283,15 +254,16 @@ class SigmoidOperator final : public Operator {
 std::unique_ptr<Operator> make_gemm(const KernelSet& kernels, size_t rows_per_image, size_t k,
                                     size_t n, const float* kernel, const float* bias,
                                     Clamp clamp, size_t threads) {
-  return std::make_unique<GemmOperator>(kernels, rows_per_image, k, n, kernel, bias, clamp,
-                                        threads);
+  return std::make_unique<GemmOperator<PackedGemm>>(kernels, rows_per_image, k, n, threads, kernel,
+                                                    bias, clamp);
 }
 
 std::unique_ptr<Operator> make_conv3x3(const KernelSet& kernels, Shape in, size_t out_channels,
                                        size_t stride, Padding padding, const float* kernel,
                                        const float* bias, Clamp clamp) {
   if (is_first_conv(in.channels, stride)) {
-    return std::make_unique<Conv3x3s2c3Operator>(kernels, in, out_channels, padding, kernel, bias, clamp);
+    return std::make_unique<Conv3x3s2c3Operator<PackedConv3x3s2c3>>(kernels, in, out_channels, padding, kernel,
+                                                                     bias, clamp);
   }
   return std::make_unique<Conv3x3Operator>(kernels, in, out_channels, stride, padding, kernel,
                                            bias, clamp);
@@ -300,13 +272,15 @@ std::unique_ptr<Operator> make_conv3x3(const KernelSet& kernels, Shape in, size_
 std::unique_ptr<Operator> make_depthwise3x3(const KernelSet& kernels, Shape in, size_t stride,
                                             Padding padding, const float* kernel,
                                             const float* bias, Clamp clamp) {
-  return std::make_unique<Depthwise3x3Operator>(kernels, in, stride, padding, kernel, bias,
-                                                clamp);
+  return std::make_unique<Depthwise3x3Operator<PackedDepthwise>>(kernels, in, stride, padding, kernel, bias,
+                                                                 clamp);
 }
 
 std::unique_ptr<Operator> make_add(const KernelSet& kernels, size_t size_per_image,
                                    Clamp clamp) {
-  return std::make_unique<AddOperator>(kernels, size_per_image, clamp);
+  return make_elementwise(size_per_image, [vadd = kernels.vadd, clamp](const Tensors& t, size_t begin, size_t n) {
+    vadd(n, t.in0<float>() + begin, t.in1<float>() + begin, t.out<float>() + begin, clamp);
+  });
 }
 
 std::unique_ptr<Operator> make_global_pool(const KernelSet& kernels, Shape in, bool average) {
@@ -319,6 +293,57 @@ std::unique_ptr<Operator> make_softmax(const KernelSet& kernels, size_t size_per
 
 std::unique_ptr<Operator> make_sigmoid(size_t size_per_image) {
   return std::make_unique<SigmoidOperator>(size_per_image);
+}
+
+std::unique_ptr<Operator> make_qs8_gemm(const KernelSet& kernels, size_t rows_per_image, size_t k,
+                                        size_t n, const Qs8Layer& layer, size_t threads) {
+  return std::make_unique<GemmOperator<PackedQs8Gemm>>(kernels, rows_per_image, k, n, threads, layer);
+}
+
+std::unique_ptr<Operator> make_qs8_conv3x3s2c3(const KernelSet& kernels, Shape in,
+                                               size_t out_channels, Padding padding,
+                                               const Qs8Layer& layer) {
+  return std::make_unique<Conv3x3s2c3Operator<PackedQs8Conv3x3s2c3>>(kernels, in, out_channels, padding, layer);
+}
+
+std::unique_ptr<Operator> make_qs8_depthwise3x3(const KernelSet& kernels, Shape in, size_t stride,
+                                                Padding padding, const Qs8Layer& layer) {
+  return std::make_unique<Depthwise3x3Operator<PackedQs8Depthwise>>(kernels, in, stride, padding, layer);
+}
+
+std::unique_ptr<Operator> make_qs8_add(const KernelSet& kernels, size_t size_per_image,
+                                       Quantization a, Quantization b, Quantization output,
+                                       Clamp clamp) {
+  const Qs8AddParams params{a.zero_point, b.zero_point,
+                            static_cast<float>(static_cast<double>(a.scale) / output.scale),
+                            static_cast<float>(static_cast<double>(b.scale) / output.scale),
+                            qs8_output(output, clamp)};
+  return make_elementwise(size_per_image, [vadd = kernels.qs8.vadd, params](const Tensors& t, size_t begin, size_t n) {
+    vadd(n, t.in0<int8_t>() + begin, t.in1<int8_t>() + begin, t.out<int8_t>() + begin, params);
+  });
+}
+
+std::unique_ptr<Operator> make_qs8_global_pool(const KernelSet& kernels, Shape in, bool average,
+                                               Quantization input, Quantization output) {
+  return std::make_unique<Qs8GlobalPoolOperator>(kernels, in, average, input, output);
+}
+
+std::unique_ptr<Operator> make_quantize(const KernelSet& kernels, size_t size_per_image,
+                                        Quantization output) {
+  const float inv_scale = static_cast<float>(1.0 / output.scale);
+  const Qs8Output range = qs8_output(output, {-kInfinity, kInfinity});
+  return make_elementwise(size_per_image, [quantize = kernels.qs8.quantize, inv_scale, range](
+                                              const Tensors& t, size_t begin, size_t n) {
+    quantize(n, t.in0<float>() + begin, t.out<int8_t>() + begin, inv_scale, range);
+  });
+}
+
+std::unique_ptr<Operator> make_dequantize(const KernelSet& kernels, size_t size_per_image,
+                                          Quantization input) {
+  return make_elementwise(size_per_image, [dequantize = kernels.qs8.dequantize, input](
+                                              const Tensors& t, size_t begin, size_t n) {
+    dequantize(n, t.in0<int8_t>() + begin, t.out<float>() + begin, input.zero_point, input.scale);
+  });
 }
 
 }  // namespace mnengine

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <vector>
 
 #include "kernels.h"
 
@@ -18,22 +19,56 @@ struct Shape {
   size_t size() const { return height * width * channels; }
 };
 
-// Where a task reads and writes: whole-batch tensors, NHWC, contiguous.
+// Where a task reads and writes: whole-batch tensors, NHWC, contiguous; float32 or int8, as
+// the operator's layer computes.
 struct Tensors {
   size_t batch;
-  const float* input0;
-  const float* input1;  // second operand of Add, else null
-  float* output;
+  const void* input0;
+  const void* input1;  // second operand of Add, else null
+  void* output;
+
+  template <class T>
+  const T* in0() const { return static_cast<const T*>(input0); }
+  template <class T>
+  const T* in1() const { return static_cast<const T*>(input1); }
+  template <class T>
+  T* out() const { return static_cast<T*>(output); }
 };
 
 class Operator {
  public:
   virtual ~Operator() = default;
   virtual size_t task_count(size_t batch) const = 0;
-  // `scratch` is this thread's private buffer of scratch_floats() floats.
-  virtual void run_task(size_t task, const Tensors& tensors, float* scratch) const = 0;
-  virtual size_t scratch_floats() const { return 0; }
+  // `scratch` is this thread's private buffer of scratch_bytes() bytes, 64-byte aligned.
+  virtual void run_task(size_t task, const Tensors& tensors, void* scratch) const = 0;
+  virtual size_t scratch_bytes() const { return 0; }
 };
+
+// How an int8 tensor encodes real values: real = (q - zero_point) * scale.
+struct Quantization {
+  float scale;
+  int32_t zero_point;
+};
+
+// A quantized convolution or dense layer: int8 weights, int32 bias (may be null) at scale
+// input.scale * weight_scale[c], and the quantization of its input and output. The fused
+// activation's real-valued clamp becomes part of the int8 output range.
+struct Qs8Layer {
+  const int8_t* kernel;
+  const int32_t* bias;
+  const float* weight_scale;  // per output channel
+  Quantization input;
+  Quantization output;
+  Clamp clamp;
+};
+
+// The int8 output range of `output` under a real-valued clamp: [max(-128, zero_point +
+// round(min / scale)), min(127, zero_point + round(max / scale))], rounding to nearest even.
+Qs8Output qs8_output(Quantization output, Clamp clamp);
+
+// The float32 requantization scale of each of `channels` output channels:
+// float(double(input.scale) * weight_scale[c] / output.scale).
+std::vector<float> qs8_requantization_scales(const Qs8Layer& layer, size_t channels);
 
 struct Padding {
   size_t top, bottom, left, right;
@@ -99,6 +134,26 @@ std::unique_ptr<Operator> make_global_pool(const KernelSet& kernels, Shape in, b
 std::unique_ptr<Operator> make_softmax(const KernelSet& kernels, size_t size_per_image);
 std::unique_ptr<Operator> make_sigmoid(size_t size_per_image);
 
+// The int8 layers, as their float counterparts above, on int8 tensors.
+std::unique_ptr<Operator> make_qs8_gemm(const KernelSet& kernels, size_t rows_per_image, size_t k,
+                                        size_t n, const Qs8Layer& layer, size_t threads);
+std::unique_ptr<Operator> make_qs8_conv3x3s2c3(const KernelSet& kernels, Shape in,
+                                               size_t out_channels, Padding padding,
+                                               const Qs8Layer& layer);
+std::unique_ptr<Operator> make_qs8_depthwise3x3(const KernelSet& kernels, Shape in, size_t stride,
+                                                Padding padding, const Qs8Layer& layer);
+std::unique_ptr<Operator> make_qs8_add(const KernelSet& kernels, size_t size_per_image,
+                                       Quantization a, Quantization b, Quantization output,
+                                       Clamp clamp);
+std::unique_ptr<Operator> make_qs8_global_pool(const KernelSet& kernels, Shape in, bool average,
+                                               Quantization input, Quantization output);
+// Where an int8 network meets float32: its input, and the float layers (softmax, sigmoid) or
+// the output after its int8 layers.
+std::unique_ptr<Operator> make_quantize(const KernelSet& kernels, size_t size_per_image,
+                                        Quantization output);
+std::unique_ptr<Operator> make_dequantize(const KernelSet& kernels, size_t size_per_image,
+                                          Quantization input);
+
 // Output extent of a 3x3 window: (in + pad_before + pad_after - 3) / stride + 1.
 inline size_t conv3x3_output_size(size_t in, size_t pad_before, size_t pad_after,
                                   size_t stride) {
@@ -119,9 +174,9 @@ struct Window3x3 {
 
   // `count` consecutive input rows from the one under output row oy's first kernel row:
   // `input_row(iy)` for rows of the image, `zero_row` for those above or below it.
-  template <class InputRow>
-  void gather_rows(size_t oy, size_t count, InputRow&& input_row, const float* zero_row,
-                   const float** rows) const {
+  template <class T, class InputRow>
+  void gather_rows(size_t oy, size_t count, InputRow&& input_row, const T* zero_row,
+                   const T** rows) const {
     for (size_t r = 0; r < count; ++r) {
       const size_t iy = this->input_row(oy, r);
       rows[r] = iy < in.height ? input_row(iy) : zero_row;

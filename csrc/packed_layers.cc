@@ -1,6 +1,7 @@
 #include "packed_layers.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace mnengine {
 namespace {
@@ -12,32 +13,68 @@ constexpr size_t kGemmBlockBytes = 256 * 1024;
 // leaves the FMA units waiting on two accumulator chains): blocks hold a multiple of four.
 constexpr size_t kPanelGroup = 4;
 
+// A row of `count` int8 values that all read as the real zero of `quantization`.
+AlignedArray<int8_t> zero_point_row(size_t count, Quantization quantization) {
+  AlignedArray<int8_t> row(count);
+  std::fill_n(row.data(), count, static_cast<int8_t>(quantization.zero_point));
+  return row;
+}
+
 }  // namespace
+
+Qs8Output qs8_output(Quantization output, Clamp clamp) {
+  const auto bound = [&](float real, int32_t limit, bool lower) {
+    if (std::isinf(real)) return limit;
+    const double q = output.zero_point + std::nearbyint(static_cast<double>(real) / output.scale);
+    return static_cast<int32_t>(lower ? std::max<double>(q, limit) : std::min<double>(q, limit));
+  };
+  const int32_t low = bound(clamp.min, -128, true), high = bound(clamp.max, 127, false);
+  return {output.zero_point, static_cast<float>(low - output.zero_point),
+          static_cast<float>(std::max(low, high) - output.zero_point)};
+}
+
+std::vector<float> qs8_requantization_scales(const Qs8Layer& layer, size_t channels) {
+  std::vector<float> scales(channels);
+  for (size_t c = 0; c < channels; ++c) {
+    scales[c] = static_cast<float>(static_cast<double>(layer.input.scale) * layer.weight_scale[c] /
+                                   layer.output.scale);
+  }
+  return scales;
+}
+
+GemmTiling::GemmTiling(size_t mr, size_t nr, size_t n, size_t panel_bytes)
+    : mr_(mr), nr_(nr), n_(n),
+      panels_per_block_(round_up(std::max<size_t>(1, kGemmBlockBytes / panel_bytes), kPanelGroup)) {}
 
 PackedGemm::PackedGemm(const KernelSet& kernels, size_t k, size_t n, const float* kernel,
                        const float* bias, Clamp clamp)
     : kernels_(kernels), k_(k), n_(n), packed_(pack_gemm_weights(k, n, kernels.gemm_nr, kernel, bias)),
-      clamp_(clamp) {
-  const size_t panel_bytes = (k + 1) * kernels.gemm_nr * sizeof(float);
-  panels_per_block_ = round_up(std::max<size_t>(1, kGemmBlockBytes / panel_bytes), kPanelGroup);
-}
+      clamp_(clamp), tiling_(kernels.gemm_mr, kernels.gemm_nr, n, (k + 1) * kernels.gemm_nr * sizeof(float)) {}
 
 void PackedGemm::run(size_t rows, const float* a, size_t a_stride, float* c, size_t c_stride,
                      size_t panel_begin, size_t panel_end) const {
-  const size_t mr = kernels_.gemm_mr, nr = kernels_.gemm_nr;
-  for (size_t p = panel_begin; p < panel_end; p += panels_per_block_) {
-    const size_t n0 = p * nr;
-    const size_t nc = std::min(std::min(p + panels_per_block_, panel_end) * nr, n_) - n0;
-    const float* w = packed_.data() + p * (k_ + 1) * nr;
-    // Rows spread evenly over the fewest tiles (49 rows: 6,5,6,5,... not 8 x 6 + 1): a tile
-    // of one row leaves the FMA units as idle as a tile of six keeps them busy.
-    const size_t tiles = divide_round_up(rows, mr);
-    for (size_t t = 0; t < tiles; ++t) {
-      const size_t r = rows * t / tiles, r_end = rows * (t + 1) / tiles;
-      kernels_.gemm(r_end - r, nc, k_, a + r * a_stride, a_stride, w, c + r * c_stride + n0,
-                    c_stride, clamp_);
-    }
-  }
+  const size_t panel_floats = (k_ + 1) * kernels_.gemm_nr;
+  tiling_.for_each_tile(rows, panel_begin, panel_end, [&](size_t r, size_t mr, size_t p, size_t n0, size_t nc) {
+    kernels_.gemm(mr, nc, k_, a + r * a_stride, a_stride, packed_.data() + p * panel_floats,
+                  c + r * c_stride + n0, c_stride, clamp_);
+  });
+}
+
+PackedQs8Gemm::PackedQs8Gemm(const KernelSet& kernels, size_t k, size_t n, const Qs8Layer& layer)
+    : kernels_(kernels.qs8), k_(k), n_(n),
+      panel_bytes_(kernels.qs8.gemm_nr * (2 * sizeof(int32_t) + round_up(k, kernels.qs8.gemm_kr))),
+      packed_(pack_qs8_gemm_weights(k, n, kernels.qs8.gemm_nr, kernels.qs8.gemm_kr, layer.kernel, layer.bias,
+                                    qs8_requantization_scales(layer, n).data(), layer.input.zero_point,
+                                    kernels.qs8.gemm_input_offset)),
+      output_(qs8_output(layer.output, layer.clamp)),
+      tiling_(kernels.qs8.gemm_mr, kernels.qs8.gemm_nr, n, panel_bytes_) {}
+
+void PackedQs8Gemm::run(size_t rows, const int8_t* a, size_t a_stride, int8_t* c, size_t c_stride,
+                        size_t panel_begin, size_t panel_end) const {
+  tiling_.for_each_tile(rows, panel_begin, panel_end, [&](size_t r, size_t mr, size_t p, size_t n0, size_t nc) {
+    kernels_.gemm(mr, nc, k_, a + r * a_stride, a_stride, packed_.data() + p * panel_bytes_,
+                  c + r * c_stride + n0, c_stride, output_);
+  });
 }
 
 PackedConv3x3s2c3::PackedConv3x3s2c3(const KernelSet& kernels, Shape in, size_t out_channels,
@@ -47,11 +84,29 @@ PackedConv3x3s2c3::PackedConv3x3s2c3(const KernelSet& kernels, Shape in, size_t 
       packed_(pack_channel_group_weights(out_channels, 27, kernels.conv3x3s2c3_cr, kernel, bias)),
       zero_row_(in.width * 3), clamp_(clamp) {}
 
+PackedQs8Conv3x3s2c3::PackedQs8Conv3x3s2c3(const KernelSet& kernels, Shape in, size_t out_channels,
+                                           Padding padding, const Qs8Layer& layer)
+    : kernels_(kernels.qs8), window_(in, 2, padding, out_channels),
+      packed_(pack_qs8_channel_group_weights(out_channels, 27, kernels.qs8.conv3x3s2c3_cr, layer.kernel,
+                                             layer.bias, qs8_requantization_scales(layer, out_channels).data(),
+                                             layer.input.zero_point)),
+      zero_row_(zero_point_row(in.width * 3, layer.input)), input_zero_point_(layer.input.zero_point),
+      output_(qs8_output(layer.output, layer.clamp)) {}
+
 PackedDepthwise::PackedDepthwise(const KernelSet& kernels, Shape in, size_t stride,
                                  Padding padding, const float* kernel, const float* bias,
                                  Clamp clamp)
     : kernels_(kernels), window_(in, stride, padding, in.channels),
       packed_(pack_channel_group_weights(in.channels, 9, kernels.dwconv_cr, kernel, bias)),
       zero_row_(in.width * in.channels), clamp_(clamp) {}
+
+PackedQs8Depthwise::PackedQs8Depthwise(const KernelSet& kernels, Shape in, size_t stride,
+                                       Padding padding, const Qs8Layer& layer)
+    : kernels_(kernels.qs8), window_(in, stride, padding, in.channels),
+      packed_(pack_qs8_channel_group_weights(in.channels, 9, kernels.qs8.dwconv_cr, layer.kernel, layer.bias,
+                                             qs8_requantization_scales(layer, in.channels).data(),
+                                             layer.input.zero_point)),
+      zero_row_(zero_point_row(in.width * in.channels, layer.input)),
+      input_zero_point_(layer.input.zero_point), output_(qs8_output(layer.output, layer.clamp)) {}
 
 }  // namespace mnengine

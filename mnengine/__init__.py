@@ -19,7 +19,7 @@ except ImportError as _error:  # pragma: no cover - depends on how Python was st
         ) from _error
     raise
 
-from . import models
+from . import models, quantize
 from .classification import Classification, Prediction, classify, expand_paths
 from .engine import Engine, cpu_info
 from .errors import ModelFormatError
@@ -41,5 +41,6 @@ __all__ = [
     "expand_paths",
     "load_model",
     "models",
+    "quantize",
     "save_model",
 ]

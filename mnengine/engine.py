@@ -32,7 +32,8 @@ def default_threads() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def _requested_isa() -> str:
+def requested_isa() -> str:
+    """The instruction set new Engines use: MNENGINE_ISA's if set (and available), else the best."""
     isa = os.environ.get(ISA_ENVIRONMENT_VARIABLE, "auto").strip().lower() or "auto"
     available = _core.available_isas()
     if isa != "auto" and isa not in available:
@@ -50,7 +51,7 @@ def cpu_info() -> Dict[str, Any]:
     return {
         "machine": platform.machine(),
         "available_isas": _core.available_isas(),
-        "isa": _requested_isa(),
+        "isa": requested_isa(),
         "default_threads": default_threads(),
     }
 
@@ -91,7 +92,7 @@ class Engine:
         else:
             source = _ModelFile.identify(model)
             graph = modelfile.load(model)
-        self._load(graph, threads, _requested_isa(), source, pickle_by)
+        self._load(graph, threads, requested_isa(), source, pickle_by)
 
     def _load(self, graph: Graph, threads: Optional[int], isa: str, source: "_ModelSource", pickle_by: str) -> None:
         self._requested_threads = threads
@@ -99,7 +100,8 @@ class Engine:
         self._pickle_by = pickle_by
         try:
             self._network = _core.Network(isa, default_threads() if threads is None else threads,
-                                          tuple(graph.input_shape), graph.core_nodes())
+                                          tuple(graph.input_shape), graph.core_nodes(),
+                                          input_quantization=graph.input_quantization)
         except ValueError as e:
             raise ModelFormatError(f"{graph.name}: {e}") from None
         out = self._network.output_shape
@@ -110,6 +112,7 @@ class Engine:
         self._labels = list(graph.labels) if graph.labels is not None else None
         self._metadata = dict(graph.metadata)
         self._multiply_adds = graph.multiply_adds()
+        self._int8 = graph.int8
 
     def __reduce__(self) -> Tuple[Any, Tuple[Dict[str, Any]]]:
         state: Dict[str, Any] = {"threads": self._requested_threads, "isa": self.isa, "pickle_by": self._pickle_by}
@@ -124,7 +127,7 @@ class Engine:
     def __repr__(self) -> str:
         return (
             f"Engine({self._name!r}, input_shape={self.input_shape}, output_shape={self.output_shape}, "
-            f"isa={self.isa!r}, threads={self.threads})"
+            f"dtype={self.dtype!r}, isa={self.isa!r}, threads={self.threads})"
         )
 
     @property
@@ -164,6 +167,12 @@ class Engine:
     def multiply_adds(self) -> int:
         """Multiply-accumulates of one inference on one image."""
         return self._multiply_adds
+
+    @property
+    def dtype(self) -> str:
+        """What the layers compute in: "int8" for a quantized model file, else "float32". Input
+        and output are float32 either way."""
+        return "int8" if self._int8 else "float32"
 
     @property
     def isa(self) -> str:
@@ -296,7 +305,7 @@ def _unpickle_engine(state: Dict[str, Any]) -> Engine:
         graph = _graph_from_bytes(data)
     isa = state["isa"]
     if isa not in _core.available_isas():
-        fallback = _requested_isa()
+        fallback = requested_isa()
         warnings.warn(f"the pickled Engine ran {isa!r} kernels, which this machine lacks; it runs "
                       f"{fallback!r} here, so its outputs may differ in the last bits", RuntimeWarning)
         isa = fallback

@@ -15,12 +15,12 @@ import numpy as np
 
 from .errors import ModelFormatError
 
-#: Operators and the weights each one carries.
+#: Operators and the weights each one carries (``weight_scale`` in int8 graphs only).
 OPS: Dict[str, Tuple[str, ...]] = {
-    "conv3x3": ("kernel", "bias"),  # full 3x3 convolution, kernel (3, 3, C_in, C_out)
-    "conv1x1": ("kernel", "bias"),  # pointwise convolution, kernel (C_in, C_out)
-    "depthwise3x3": ("kernel", "bias"),  # depthwise 3x3 convolution, kernel (3, 3, C)
-    "dense": ("kernel", "bias"),  # fully connected on the flattened input, kernel (H*W*C, units)
+    "conv3x3": ("kernel", "bias", "weight_scale"),  # full 3x3 convolution, kernel (3, 3, C_in, C_out)
+    "conv1x1": ("kernel", "bias", "weight_scale"),  # pointwise convolution, kernel (C_in, C_out)
+    "depthwise3x3": ("kernel", "bias", "weight_scale"),  # depthwise 3x3 convolution, kernel (3, 3, C)
+    "dense": ("kernel", "bias", "weight_scale"),  # fully connected on the flattened input, kernel (H*W*C, units)
     "add": (),  # element-wise sum of two tensors of one shape
     "global_avg_pool": (),
     "global_max_pool": (),
@@ -47,10 +47,30 @@ MAX_ACTIVATIONS = 1 << 28
 
 Shape = Tuple[int, int, int]  # (height, width, channels) of one image
 
+#: How an int8 tensor encodes real values: real = (q - zero_point) * scale.
+Quantization = Tuple[float, int]  # (scale, zero_point)
+
+#: Operators that compute in float32 in an int8 graph too (on the dequantized input).
+FLOAT_OPS = ("softmax", "sigmoid")
+
+#: Bounds of int8 graphs, so that every int32 sum stays in range (see csrc/kernels.h): products
+#: per output of a pointwise or dense layer, bias magnitude, pixels of a global pool.
+MAX_INT8_DEPTH = 16384
+MAX_INT8_BIAS = 1 << 29
+MAX_INT8_POOL_PIXELS = 1 << 22
+#: Range of a quantization scale (the engine computes in float32).
+SCALE_RANGE = (1e-30, 1e30)
+
 
 @dataclasses.dataclass
 class Node:
-    """One operator. ``inputs`` names earlier nodes (or ``"input"``)."""
+    """One operator. ``inputs`` names earlier nodes (or ``"input"``).
+
+    In an int8 graph ``quantization`` is the (scale, zero point) of the node's int8 output
+    (None for softmax and sigmoid, which compute in float32), and the weights are an int8
+    ``kernel`` (values in [-127, 127], symmetric per output channel), an int32 ``bias`` at
+    scale input_scale * weight_scale and the float32 ``weight_scale`` of each output channel.
+    """
 
     name: str
     op: str
@@ -59,11 +79,16 @@ class Node:
     stride: int = 1
     padding: Tuple[int, int, int, int] = (0, 0, 0, 0)  # top, bottom, left, right
     activation: str = "linear"
+    quantization: Optional[Quantization] = None
 
 
 @dataclasses.dataclass
 class Graph:
-    """A MobileNet-style network: input size, preprocessing, labels and nodes in order."""
+    """A MobileNet-style network: input size, preprocessing, labels and nodes in order.
+
+    ``input_quantization`` set makes it an int8 graph (TFLite's int8 scheme): the engine
+    quantizes the preprocessed float32 input with it, runs int8 layers and returns float32.
+    """
 
     name: str
     input_shape: Shape
@@ -71,6 +96,12 @@ class Graph:
     preprocessing: str = "mobilenet"
     labels: Optional[List[str]] = None
     metadata: Dict[str, str] = dataclasses.field(default_factory=dict)
+    input_quantization: Optional[Quantization] = None
+
+    @property
+    def int8(self) -> bool:
+        """Whether this is an int8 (quantized) graph."""
+        return self.input_quantization is not None
 
     def shapes(self) -> Dict[str, Shape]:
         """Checks the graph and returns the output shape of every node (and of ``"input"``).
@@ -121,16 +152,37 @@ class Graph:
                 "clamp": ACTIVATIONS[node.activation],
             }
             if "kernel" in node.weights:
-                spec["kernel"] = _as_f32(node.weights["kernel"])
-                spec["bias"] = _as_f32(node.weights["bias"]) if "bias" in node.weights else None
+                if self.int8:
+                    spec["kernel"] = np.ascontiguousarray(node.weights["kernel"], dtype=np.int8)
+                    bias = node.weights.get("bias")
+                    spec["bias"] = np.ascontiguousarray(bias, dtype=np.int32) if bias is not None else None
+                    spec["weight_scale"] = _as_f32(node.weights["weight_scale"])
+                else:
+                    spec["kernel"] = _as_f32(node.weights["kernel"])
+                    spec["bias"] = _as_f32(node.weights["bias"]) if "bias" in node.weights else None
                 if node.op != "depthwise3x3":
                     spec["out_channels"] = shapes[node.name][2]
+            if node.quantization is not None:
+                spec["output_quantization"] = node.quantization
             result.append(spec)
         return result
 
 
 def _as_f32(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def quantization_error(quantization: object) -> Optional[str]:
+    """None if ``quantization`` is a valid (scale, zero point) of int8 values, else what is wrong."""
+    if not (isinstance(quantization, tuple) and len(quantization) == 2):
+        return f"must be a (scale, zero point) pair, got {quantization!r:.80}"
+    scale, zero_point = quantization
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (
+            SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]):
+        return f"scale must be a finite number in [{SCALE_RANGE[0]:g}, {SCALE_RANGE[1]:g}], got {scale!r:.80}"
+    if isinstance(zero_point, bool) or not isinstance(zero_point, int) or not -128 <= zero_point <= 127:
+        return f"zero point must be an integer in [-128, 127], got {zero_point!r:.80}"
+    return None
 
 
 def same_padding(size: int, stride: int, kernel: int = 3) -> Tuple[int, int]:
@@ -161,6 +213,10 @@ def _infer_shapes(graph: Graph) -> Dict[str, Shape]:
         )
     if not graph.nodes:
         raise ModelFormatError("the graph has no nodes")
+    if graph.int8:
+        error = quantization_error(graph.input_quantization)
+        if error is not None:
+            raise ModelFormatError(f"input quantization {error}")
     shapes: Dict[str, Shape] = {INPUT: tuple(graph.input_shape)}
     activations = math.prod(graph.input_shape)
     for node in graph.nodes:
@@ -182,6 +238,7 @@ def _infer_shapes(graph: Graph) -> Dict[str, Shape]:
             raise fail(node, f"unexpected weights {sorted(extra)}; this operator takes {list(allowed)}")
         if allowed and "kernel" not in node.weights:
             raise fail(node, "missing weight 'kernel'")
+        _check_weight_types(graph, node, fail)
         h, w, c = shapes[node.inputs[0]]
         kernel = node.weights.get("kernel")
         kshape = tuple(kernel.shape) if kernel is not None else ()
@@ -231,6 +288,8 @@ def _infer_shapes(graph: Graph) -> Dict[str, Shape]:
             raise fail(node, f"bias shape {tuple(node.weights['bias'].shape)}, expected {(out[2],)}")
         if node.op not in ("conv3x3", "depthwise3x3") and (node.stride != 1 or any(node.padding)):
             raise fail(node, "takes no stride or padding")
+        if graph.int8:
+            _check_int8_node(node, (h, w, c), out, fail)
         shapes[node.name] = out
         activations += math.prod(out)
         if activations > MAX_ACTIVATIONS:
@@ -242,6 +301,56 @@ def _infer_shapes(graph: Graph) -> Dict[str, Shape]:
         if len(graph.labels) != classes:
             raise ModelFormatError(f"{len(graph.labels)} labels for {classes} outputs")
     return shapes
+
+
+def _check_weight_types(graph: Graph, node: Node, fail) -> None:
+    """Weights of the graph's kind: float in float graphs; int8 kernel, int32 bias and a
+    float32 weight_scale of one finite positive value per output channel in int8 graphs."""
+    if not graph.int8:
+        if "weight_scale" in node.weights or node.quantization is not None:
+            raise fail(node, "weight_scale and quantization belong to int8 graphs only")
+        for key, array in node.weights.items():
+            if array.dtype.kind != "f":
+                raise fail(node, f"{key} must be floating point in a float32 graph, got {array.dtype}")
+        return
+    expected = {"kernel": np.int8, "bias": np.int32, "weight_scale": np.float32}
+    if "kernel" in node.weights and "weight_scale" not in node.weights:
+        raise fail(node, "missing weight 'weight_scale' (an int8 graph's layers carry one)")
+    for key, array in node.weights.items():
+        if array.dtype != expected[key]:
+            raise fail(node, f"{key} must be {np.dtype(expected[key]).name} in an int8 graph, got {array.dtype}")
+    kernel = node.weights.get("kernel")
+    if kernel is not None and kernel.size and int(kernel.min()) < -127:
+        raise fail(node, "int8 kernel values must lie in [-127, 127], found -128")
+    bias = node.weights.get("bias")
+    if bias is not None and bias.size and int(np.abs(bias.astype(np.int64)).max()) > MAX_INT8_BIAS:
+        raise fail(node, f"int32 bias values must lie within +-2^29, found {int(np.abs(bias.astype(np.int64)).max())}")
+    scale = node.weights.get("weight_scale")
+    if scale is not None and scale.size and not (
+            np.isfinite(scale).all() and scale.min() >= SCALE_RANGE[0] and scale.max() <= SCALE_RANGE[1]):
+        raise fail(node, f"weight_scale values must be finite and in [{SCALE_RANGE[0]:g}, {SCALE_RANGE[1]:g}]")
+
+
+def _check_int8_node(node: Node, in_shape: Shape, out: Shape, fail) -> None:
+    """What an int8 graph's node must be besides what every node must be."""
+    if node.op in FLOAT_OPS:
+        if node.quantization is not None:
+            raise fail(node, "computes in float32: it takes no quantization")
+    else:
+        error = quantization_error(node.quantization)
+        if error is not None:
+            raise fail(node, f"output quantization {error}")
+    scale = node.weights.get("weight_scale")
+    if scale is not None and tuple(scale.shape) != (out[2],):
+        raise fail(node, f"weight_scale shape {tuple(scale.shape)}, expected {(out[2],)}")
+    h, w, c = in_shape
+    if node.op == "conv3x3" and not (c == 3 and node.stride == 2):
+        raise fail(node, "an int8 conv3x3 must be a first layer: 3 input channels, stride 2")
+    depth = {"conv1x1": c, "dense": h * w * c}.get(node.op, 0)
+    if depth > MAX_INT8_DEPTH:
+        raise fail(node, f"an int8 {node.op} takes at most {MAX_INT8_DEPTH} inputs per output, got {depth}")
+    if node.op in ("global_avg_pool", "global_max_pool") and h * w > MAX_INT8_POOL_PIXELS:
+        raise fail(node, f"an int8 pool takes at most {MAX_INT8_POOL_PIXELS} pixels, got {h * w}")
 
 
 def iter_weights(graph: Graph) -> Iterator[Tuple[str, np.ndarray]]:

@@ -1,7 +1,9 @@
 """Reading and writing mnengine's versioned ``.bin`` model files (specified in docs/FORMAT.md).
 
 Layout: a 32-byte preamble (magic, version, header length, file length, CRC-32), a UTF-8
-JSON header describing the graph, then 64-byte aligned little-endian float32 tensors.
+JSON header describing the graph, then 64-byte aligned little-endian tensors: float32 in
+version 1; float32, int8 or int32 in version 2, which also stores int8 graphs' quantization.
+Version 2 is written; both are read.
 """
 
 from __future__ import annotations
@@ -14,18 +16,20 @@ import struct
 import tempfile
 import zlib
 from pathlib import Path
-from typing import Any, Dict, List, Union
+from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
 from .errors import ModelFormatError
-from .graph import OPS, Graph, Node, iter_weights
+from .graph import OPS, Graph, Node, Quantization, iter_weights
 
 MAGIC = b"MNENGINE"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 _PREAMBLE = struct.Struct("<8sIIQII")  # magic, version, header length, file length, crc32, reserved
 _ALIGNMENT = 64
-_FLOAT = np.dtype("<f4")
+#: Tensor element types by their name in the header (version 1 has float32 only).
+DTYPES = {"float32": np.dtype("<f4"), "int8": np.dtype("i1"), "int32": np.dtype("<i4")}
 
 PathLike = Union[str, os.PathLike]
 
@@ -45,8 +49,9 @@ def save(graph: Graph, path: PathLike) -> None:
     blobs: List[bytes] = []
     offset = 0
     for name, array in iter_weights(graph):
-        data = np.ascontiguousarray(array, dtype=_FLOAT).tobytes()
-        tensors.append({"name": name, "shape": list(array.shape), "offset": offset})
+        dtype_name = "float32" if array.dtype.kind == "f" else array.dtype.name
+        data = np.ascontiguousarray(array, dtype=DTYPES[dtype_name]).tobytes()
+        tensors.append({"name": name, "shape": list(array.shape), "dtype": dtype_name, "offset": offset})
         blobs.append(data)
         offset = _align(offset + len(data))
     index = {t["name"]: i for i, t in enumerate(tensors)}
@@ -56,6 +61,7 @@ def save(graph: Graph, path: PathLike) -> None:
         "preprocessing": graph.preprocessing,
         "labels": graph.labels,
         "metadata": graph.metadata,
+        "input_quantization": _quantization_json(graph.input_quantization),
         "nodes": [
             {
                 "name": node.name,
@@ -64,6 +70,7 @@ def save(graph: Graph, path: PathLike) -> None:
                 "stride": node.stride,
                 "padding": list(node.padding),
                 "activation": node.activation,
+                "quantization": _quantization_json(node.quantization),
                 "weights": {key: index[f"{node.name}/{key}"] for key in OPS[node.op] if key in node.weights},
             }
             for node in graph.nodes
@@ -109,9 +116,10 @@ def load(path: PathLike) -> Graph:
     magic, version, header_length, file_length, crc, _ = _PREAMBLE.unpack_from(data)
     if magic != MAGIC:
         raise ModelFormatError(f"{path}: not an mnengine model (magic {magic!r}, expected {MAGIC!r})")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise ModelFormatError(
-            f"{path}: format version {version} is not supported; this mnengine reads version {FORMAT_VERSION}"
+            f"{path}: format version {version} is not supported; this mnengine reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}"
         )
     if file_length != size:
         raise ModelFormatError(
@@ -129,26 +137,37 @@ def load(path: PathLike) -> Graph:
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise ModelFormatError(f"{path}: header is not valid UTF-8 JSON: {e}") from None
     try:
-        return _graph_from_header(header, data, _align(_PREAMBLE.size + header_length))
+        return _graph_from_header(header, data, _align(_PREAMBLE.size + header_length), version)
     except ModelFormatError as e:
         raise ModelFormatError(f"{path}: {e}") from None
 
 
-def _graph_from_header(header: Any, data: mmap.mmap, data_start: int) -> Graph:
+def _quantization_json(quantization: Optional[Quantization]) -> Optional[Dict[str, Any]]:
+    if quantization is None:
+        return None
+    scale, zero_point = quantization
+    return {"scale": float(scale), "zero_point": int(zero_point)}
+
+
+def _graph_from_header(header: Any, data: mmap.mmap, data_start: int, version: int) -> Graph:
     reader = _HeaderReader(header, "header")
     tensors = []
     for i, entry in enumerate(reader.list("tensors")):
         t = _HeaderReader(entry, f"tensor {i}")
         shape = t.int_list("shape")
         offset = t.int("offset")
+        dtype_name = t.str("dtype") if version >= 2 else "float32"
+        if dtype_name not in DTYPES:
+            raise ModelFormatError(f"tensor {i}: dtype must be one of {sorted(DTYPES)}, got {dtype_name!r:.80}")
+        dtype = DTYPES[dtype_name]
         count = math.prod(shape)
         start = data_start + offset
-        if offset % _ALIGNMENT != 0 or start + count * _FLOAT.itemsize > len(data):
+        if offset % _ALIGNMENT != 0 or start + count * dtype.itemsize > len(data):
             raise ModelFormatError(
                 f"tensor {i} ({t.str('name')!r}, shape {shape}) at offset {offset} does not lie "
                 f"aligned within the {len(data) - data_start} bytes of tensor data"
             )
-        tensors.append(np.frombuffer(data, dtype=_FLOAT, count=count, offset=start).reshape(shape))
+        tensors.append(np.frombuffer(data, dtype=dtype, count=count, offset=start).reshape(shape))
 
     nodes = []
     for i, entry in enumerate(reader.list("nodes")):
@@ -170,6 +189,7 @@ def _graph_from_header(header: Any, data: mmap.mmap, data_start: int) -> Graph:
                 stride=n.int("stride"),
                 padding=tuple(padding),
                 activation=n.str("activation"),
+                quantization=n.quantization("quantization") if version >= 2 else None,
             )
         )
     labels = header.get("labels")
@@ -186,6 +206,7 @@ def _graph_from_header(header: Any, data: mmap.mmap, data_start: int) -> Graph:
         preprocessing=reader.str("preprocessing"),
         labels=labels,
         metadata=metadata,
+        input_quantization=reader.quantization("input_quantization") if version >= 2 else None,
     )
     graph.shapes()
     return graph
@@ -230,6 +251,22 @@ class _HeaderReader:
         ):
             raise ModelFormatError(f"{self.where}: field {key!r} must be a short list of non-negative integers, got {values!r:.80}")
         return values
+
+    def quantization(self, key: str) -> Optional[Quantization]:
+        """A {"scale": number, "zero_point": integer} object, or null, as (scale, zero_point);
+        the graph's checks judge the values."""
+        value = self._get(key, (dict, type(None)), "an object or null")
+        if value is None:
+            return None
+        q = _HeaderReader(value, f"{self.where} {key}")
+        scale = q._get("scale", (int, float), "a number")
+        if isinstance(scale, bool):
+            raise ModelFormatError(f"{self.where} {key}: field 'scale' must be a number, got {scale!r}")
+        zero_point = q._get("zero_point", int, "an integer")
+        try:
+            return (float(scale), zero_point)
+        except OverflowError:
+            raise ModelFormatError(f"{self.where} {key}: scale is out of range (an integer of {len(str(scale))} digits)") from None
 
     def value_str(self) -> str:
         if not isinstance(self.value, str):

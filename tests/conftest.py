@@ -12,13 +12,35 @@ import pytest
 from mnengine import _core
 
 ISAS = _core.available_isas()
+
+
+def _one_per_family(column: int):
+    """The instruction sets with distinct kernels of one kind (column 1: float32, 2: int8), each
+    family tested once under the instruction set named after it where there is one."""
+    families = {}
+    for entry in _core.kernel_families():
+        family = entry[column]
+        if family not in families or entry[0] == family:
+            families[family] = entry[0]
+    return [isa for isa in ISAS if isa in families.values()]
+
+
+F32_ISAS = _one_per_family(1)
+QS8_ISAS = _one_per_family(2)
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(os.environ.get("MNENGINE_FIXTURES", REPO.parent / "shared" / "fixtures"))
 
 
-@pytest.fixture(params=ISAS)
+@pytest.fixture(params=F32_ISAS)
 def isa(request, monkeypatch):
-    """Every kernel instruction set this machine has, forced through MNENGINE_ISA."""
+    """Every float32 kernel family this machine has, forced through MNENGINE_ISA."""
+    monkeypatch.setenv("MNENGINE_ISA", request.param)
+    return request.param
+
+
+@pytest.fixture(params=QS8_ISAS)
+def qs8_isa(request, monkeypatch):
+    """Every int8 kernel family this machine has, forced through MNENGINE_ISA."""
     monkeypatch.setenv("MNENGINE_ISA", request.param)
     return request.param
 

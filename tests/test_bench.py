@@ -35,7 +35,7 @@ def test_json_report(tiny_model):
         assert 0 < row["p10_ms"] <= row["median_ms"] <= row["p90_ms"]
         assert row["images_per_s"] == pytest.approx(row["batch"] / row["median_ms"] * 1e3)
     profile = report["profile"]
-    assert profile["fma_peak_gflops_per_core"] > 0
+    assert profile["peak_gops_per_core"] > 0 and profile["peak_kind"] == "FMA"
     graph = mnengine.load_model(tiny_model)
     layers = profile["models"][0]["layers"]
     assert [name for layer in layers for name in layer["nodes"]] == [n.name for n in graph.nodes]
@@ -68,3 +68,52 @@ def test_peer_reproduces_mnengine(tmp_path, name, factory, arch, alpha):
         skip_unless_required("MNENGINE_REQUIRE_PEERS", f"{name}: {e}")
     got = np.asarray(run()).reshape(1, -1)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_int8_json_report(tiny_model):
+    result = bench("--model", str(tiny_model), "--int8", "--runs", "3", "--warmup", "1", "--batch", "1",
+                   "--threads", "1", "--profile", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    [row] = report["int8"]
+    assert row["model"] == "tiny int8" and row["runs"] == 3
+    assert 0 < row["int8_p10_ms"] <= row["int8_median_ms"] <= row["int8_p90_ms"]
+    assert row["ratio"] == pytest.approx(row["int8_median_ms"] / row["float32_median_ms"])
+    profile = report["profile"]
+    assert profile["peak_kind"] == "int8 multiply-add" and profile["peak_gops_per_core"] > 0
+    layers = profile["models"][0]["layers"]
+    assert layers[0]["layer"] == "quantize input" and layers[-1]["op"] == "softmax"
+    graph = mnengine.load_model(tiny_model)
+    assert [name for layer in layers for name in layer["nodes"]] == [n.name for n in graph.nodes]
+
+
+def test_int8_of_int8_file_refused(tmp_path, tiny_model):
+    graph = mnengine.load_model(tiny_model)
+    path = tmp_path / "q.bin"
+    mnengine.save_model(mnengine.quantize.quantize(graph, random_input(graph, 2)), path)
+    result = bench("--model", str(path), "--int8", "--quick")
+    assert result.returncode == 2 and "already int8" in result.stderr
+
+
+@pytest.mark.parametrize("name, factory", [p for p in peers.PEERS if p[0] != "ncnn"],
+                         ids=[name for name, _ in peers.PEERS if name != "ncnn"])
+def test_int8_peer_close_to_mnengine(tmp_path, name, factory):
+    """Each installed peer's own int8 model of the float network, calibrated on the same images,
+    is int8 (a quarter of the float file) and close to mnengine's int8 engine: both quantize
+    with TFLite's scheme, though not to the same numbers, and the peers' softmax outputs int8
+    probabilities in steps of 1/256 where mnengine's computes in float32."""
+    graph = mnengine.models.mobilenet_v1(alpha=0.25, input_size=64)
+    calibration = random_input(graph, 16, seed=1)
+    x = random_input(graph, 1, seed=3)
+    expected = mnengine.Engine(mnengine.quantize.quantize(graph, calibration), threads=1).predict(x).reshape(1, -1)
+    try:
+        float_run = factory(graph, x, 1, tmp_path)
+        run = factory(graph, x, 1, tmp_path, calibration=calibration)
+    except peers.PeerUnavailable as e:
+        skip_unless_required("MNENGINE_REQUIRE_PEERS", f"{name}: {e}")
+    files = {".int8." in path.name: path.stat().st_size for path in tmp_path.iterdir()
+             if path.suffix in (".tflite", ".onnx")}
+    assert files[True] < 0.4 * files[False], files
+    got = np.asarray(run()).reshape(1, -1)
+    assert np.abs(got - expected).max() < 0.06
+    assert got.argmax() == expected.argmax() == np.asarray(float_run()).reshape(1, -1).argmax()

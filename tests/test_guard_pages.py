@@ -17,6 +17,7 @@ import pytest
 
 from mnengine.graph import Node
 from test_kernels import network, padding_for
+from test_qs8_kernels import int8_network, random_int8, random_quantization, random_weights
 
 PAGE = mmap.PAGESIZE
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -24,22 +25,23 @@ _libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
 
 
 class GuardedArrays:
-    """Float32 arrays whose first or last byte borders a PROT_NONE page."""
+    """Arrays (float32 unless said) whose first or last byte borders a PROT_NONE page."""
 
     def __init__(self):
         self.mappings = []
 
-    def array(self, shape, at_end: bool) -> np.ndarray:
+    def array(self, shape, at_end: bool, dtype=np.float32) -> np.ndarray:
+        itemsize = np.dtype(dtype).itemsize
         count = int(np.prod(shape))
-        data_pages = -(-count * 4 // PAGE)
+        data_pages = -(-count * itemsize // PAGE)
         mapping = mmap.mmap(-1, (data_pages + 2) * PAGE)
         base = ctypes.addressof(ctypes.c_char.from_buffer(mapping))
         for page in (0, data_pages + 1):
             if _libc.mprotect(base + page * PAGE, PAGE, 0) != 0:
                 raise OSError(ctypes.get_errno(), "mprotect failed")
         self.mappings.append(mapping)
-        offset = (data_pages + 1) * PAGE - count * 4 if at_end else PAGE
-        return np.frombuffer(mapping, np.float32, count, offset).reshape(shape)
+        offset = (data_pages + 1) * PAGE - count * itemsize if at_end else PAGE
+        return np.frombuffer(mapping, dtype, count, offset).reshape(shape)
 
 
 @pytest.fixture
@@ -98,3 +100,67 @@ def test_gemm_and_small_kernels(isa, rng, guarded, at_end, threads):
         for op in ("global_avg_pool", "global_max_pool", "add"):
             node = Node(op, op, ["input", "input"] if op == "add" else ["input"])
             run_guarded(guarded, network(isa, threads, (3, 5, channels), node), x, at_end)
+
+
+def run_qs8_guarded(guarded, net, x_values, at_end):
+    """An int8 network's layers (run_qs8) on int8 arrays against guard pages."""
+    x = guarded.array(x_values.shape, at_end, np.int8)
+    x[...] = x_values
+    out = guarded.array((x.shape[0], int(np.prod(net.output_shape))), at_end, np.int8)
+    net.run_qs8(x, out)
+
+
+@pytest.mark.parametrize("at_end", [True, False], ids=["guard-after", "guard-before"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_qs8_window_kernels(qs8_isa, rng, guarded, at_end, threads):
+    for i, channels in enumerate(CHANNELS):
+        for stride in (1, 2):
+            for mode in ("same", "valid", "zero_pad_bottom_right", "asymmetric"):
+                h, w = 3 + (i + stride) % 6, 3 + (2 * i + 1) % 7
+                padding = padding_for(mode, h, w, stride)
+                input_q, output_q = random_quantization(rng), random_quantization(rng)
+                dw = Node("dw", "depthwise3x3", ["input"], random_weights(rng, (3, 3, channels), channels), stride,
+                          padding, quantization=output_q)
+                x = random_int8(rng, (1 + i % 2, h, w, channels))
+                run_qs8_guarded(guarded, int8_network(qs8_isa, threads, (h, w, channels), input_q, dw), x, at_end)
+                if stride == 2:
+                    conv = Node("conv", "conv3x3", ["input"], random_weights(rng, (3, 3, 3, channels), channels), 2,
+                                padding, quantization=output_q)
+                    x = random_int8(rng, (1 + i % 2, h, w, 3))
+                    run_qs8_guarded(guarded, int8_network(qs8_isa, threads, (h, w, 3), input_q, conv), x, at_end)
+
+
+@pytest.mark.parametrize("at_end", [True, False], ids=["guard-after", "guard-before"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_qs8_gemm_and_small_kernels(qs8_isa, rng, guarded, at_end, threads):
+    for k in (1, 3, 4, 5, 17, 33, 64):
+        for n in (1, 7, 8, 16, 17, 33, 64):
+            for h, w in ((1, 1), (3, 5), (7, 1)):
+                node = Node("pw", "conv1x1", ["input"], random_weights(rng, (k, n), n),
+                            quantization=random_quantization(rng))
+                x = random_int8(rng, (2, h, w, k))
+                run_qs8_guarded(guarded, int8_network(qs8_isa, threads, (h, w, k), random_quantization(rng), node),
+                                x, at_end)
+    for channels in CHANNELS + [100]:
+        input_q = random_quantization(rng)
+        x = random_int8(rng, (3, 1, 1, channels))
+        dense = Node("fc", "dense", ["input"], random_weights(rng, (channels, 9), 9),
+                     quantization=random_quantization(rng))
+        add = Node("add", "add", ["input", "input"], quantization=random_quantization(rng))
+        for node in (dense, add):
+            run_qs8_guarded(guarded, int8_network(qs8_isa, threads, (1, 1, channels), input_q, node), x, at_end)
+        x = random_int8(rng, (2, 3, 5, channels))
+        for op in ("global_avg_pool", "global_max_pool", "add"):
+            node = Node(op, op, ["input", "input"] if op == "add" else ["input"], quantization=random_quantization(rng))
+            run_qs8_guarded(guarded, int8_network(qs8_isa, threads, (3, 5, channels), input_q, node), x, at_end)
+
+
+@pytest.mark.parametrize("at_end", [True, False], ids=["guard-after", "guard-before"])
+def test_quantize_dequantize_kernels(qs8_isa, rng, guarded, at_end):
+    """The float32 edges of an int8 network read the caller's float input and write its float
+    output in place."""
+    for n in (1, 3, 15, 16, 17, 31, 33, 64, 100, 1000):
+        input_q = random_quantization(rng)
+        net = int8_network(qs8_isa, 1, (1, 1, n), input_q, Node("copy", "global_max_pool", ["input"],
+                                                                 quantization=input_q))
+        run_guarded(guarded, net, rng.standard_normal((2, 1, 1, n)).astype(np.float32), at_end)

@@ -232,8 +232,10 @@ def test_sigmoid(isa, rng, n, batch):
 
 
 def test_isa_paths_present():
-    """On x86-64 every kernel set the CPU runs (AVX-512F, AVX2+FMA, scalar) is tested in this
-    same session; on aarch64, NEON and scalar."""
+    """Every kernel set the CPU runs is tested in this same session, as read independently of
+    mnengine: on x86-64 from /proc/cpuinfo (AVX-512 VNNI, AVX-512F, AVX2+FMA, scalar), on
+    aarch64 from the auxiliary vector (NEON with the dot product, NEON, scalar; qemu-user
+    emulates the auxiliary vector of the CPU it emulates, not /proc/cpuinfo)."""
     import platform
 
     machine = platform.machine().lower()
@@ -241,11 +243,20 @@ def test_isa_paths_present():
         import re
 
         flags = open("/proc/cpuinfo").read()
-        if re.search(r"\bavx2\b", flags) and re.search(r"\bfma\b", flags):
+        has = lambda flag: re.search(rf"\b{flag}\b", flags) is not None  # noqa: E731
+        if has("avx2") and has("fma"):
             expected = ["avx2_fma", "scalar"]
-            if re.search(r"\bavx512f\b", flags):
+            if has("avx512f"):
                 expected.insert(0, "avx512f")
+                if has("avx512bw") and has("avx512_vnni"):
+                    expected.insert(0, "avx512vnni")
             assert _core.available_isas() == expected
     elif machine in ("aarch64", "arm64"):
-        assert _core.available_isas() == ["neon", "scalar"]
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.getauxval.restype = ctypes.c_ulong
+        hwcap = libc.getauxval(16)  # AT_HWCAP
+        dotprod = bool(hwcap & (1 << 20))  # HWCAP_ASIMDDP
+        assert _core.available_isas() == (["neon_dotprod"] if dotprod else []) + ["neon", "scalar"]
     assert _core.available_isas()[-1] == "scalar"

@@ -34,9 +34,10 @@ def rewrite(path, tmp_path, mutate, fix_checksum=True):
     return out
 
 
-def with_header(path, tmp_path, edit):
+def with_header(path, tmp_path, edit, version=None):
     """Copies the model with its JSON header edited by `edit(dict)`, the tensor data moved
-    to the new aligned start and the preamble updated, so only the edit is wrong."""
+    to the new aligned start and the preamble updated (its version `version`, or the file's
+    own), so only the edit is wrong."""
     data = path.read_bytes()
     length = struct.unpack_from("<I", data, 12)[0]
     header = json.loads(data[32 : 32 + length])
@@ -45,7 +46,8 @@ def with_header(path, tmp_path, edit):
     align = lambda n: -(-n // 64) * 64  # noqa: E731
     tensors = data[align(32 + length) :]
     body = text + bytes(align(32 + len(text)) - 32 - len(text)) + tensors
-    preamble = struct.pack("<8sIIQII", MAGIC, 1, len(text), 32 + len(body), zlib.crc32(body), 0)
+    version = struct.unpack_from("<I", data, 8)[0] if version is None else version
+    preamble = struct.pack("<8sIIQII", MAGIC, version, len(text), 32 + len(body), zlib.crc32(body), 0)
     out = tmp_path / "edited.bin"
     out.write_bytes(preamble + body)
     return out
@@ -80,6 +82,21 @@ def test_engine_runs_loaded_file(model_path):
     assert engine.labels[3] == "class 3"
 
 
+def test_version_1_files_load(model_path, tmp_path):
+    """A version 1 file (no tensor dtypes, no quantization: float32 only) loads and runs as the
+    version 2 file it was made from."""
+    def as_version_1(header):
+        del header["input_quantization"]
+        for node in header["nodes"]:
+            del node["quantization"]
+        for tensor in header["tensors"]:
+            del tensor["dtype"]
+
+    path = with_header(model_path, tmp_path, as_version_1, version=1)
+    x = np.random.default_rng(1).uniform(-1, 1, (1, 64, 64, 3)).astype(np.float32)
+    np.testing.assert_array_equal(mnengine.Engine(path).predict(x), mnengine.Engine(model_path).predict(x))
+
+
 def test_no_partial_file_when_graph_invalid(tmp_path):
     bad = Graph("bad", (8, 8, 3), [Node("c", "conv1x1", ["input"], {"kernel": np.zeros((4, 2), np.float32)})])
     with pytest.raises(ModelFormatError, match="kernel shape"):
@@ -111,7 +128,7 @@ def test_other_file_type(tmp_path):
 
 def test_wrong_version(model_path, tmp_path):
     path = rewrite(model_path, tmp_path, lambda d: d.__setitem__(slice(8, 12), struct.pack("<I", 99)), fix_checksum=False)
-    with pytest.raises(ModelFormatError, match="version 99 is not supported; this mnengine reads version 1"):
+    with pytest.raises(ModelFormatError, match="version 99 is not supported; this mnengine reads versions 1, 2"):
         load(path)
 
 
@@ -196,3 +213,108 @@ def test_activations_beyond_bound_rejected_before_allocation(model_path, tmp_pat
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError):
         mnengine.Engine(tmp_path / "absent.bin")
+
+
+@pytest.fixture(scope="module")
+def int8_model_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("models") / "v1-int8.bin"
+    graph = mnengine.models.mobilenet_v1(0.25, 64)
+    calibration = np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    save(mnengine.quantize.quantize(graph, calibration), path)
+    return path
+
+
+def test_int8_round_trip(int8_model_path):
+    graph = load(int8_model_path)
+    assert graph.int8 and graph.metadata["quantization"] == "int8"
+    conv = graph.nodes[0]
+    assert conv.weights["kernel"].dtype == np.int8 and conv.weights["bias"].dtype == np.int32
+    assert conv.weights["weight_scale"].dtype == np.float32 and conv.weights["weight_scale"].shape == (8,)
+    assert isinstance(conv.quantization[0], float) and isinstance(conv.quantization[1], int)
+    assert graph.nodes[-1].op == "softmax" and graph.nodes[-1].quantization is None
+    engine = mnengine.Engine(int8_model_path)
+    assert engine.dtype == "int8"
+    y = engine.predict(np.random.default_rng(2).uniform(-1, 1, (2, 64, 64, 3)).astype(np.float32))
+    assert y.dtype == np.float32 and y.shape == (2, 1000) and np.allclose(y.sum(axis=1), 1, atol=1e-5)
+
+
+def _tensor_of(header, node, weight):
+    return header["tensors"][header["nodes"][node]["weights"][weight]]
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda h: h["tensors"][0].__setitem__("dtype", "float16"), "dtype must be one of"),
+    (lambda h: h["tensors"][0].__setitem__("dtype", 8), "field 'dtype' must be a string"),
+    (lambda h: h["tensors"][0].__delitem__("dtype"), "missing field 'dtype'"),
+    (lambda h: _tensor_of(h, 0, "kernel").__setitem__("dtype", "int32"), "kernel must be int8"),
+    (lambda h: _tensor_of(h, 0, "bias").__setitem__("dtype", "float32"), "bias must be int32"),
+    (lambda h: _tensor_of(h, 0, "weight_scale").__setitem__("dtype", "int32"), "weight_scale must be float32"),
+    (lambda h: _tensor_of(h, 1, "weight_scale").__setitem__("shape", [7]), "weight_scale shape"),
+    (lambda h: h["nodes"][1]["weights"].__delitem__("weight_scale"), "missing weight 'weight_scale'"),
+    (lambda h: h.__setitem__("input_quantization", {"scale": 0.01}), "missing field 'zero_point'"),
+    (lambda h: h.__setitem__("input_quantization", {"scale": "0.01", "zero_point": 0}), "must be a number"),
+    (lambda h: h.__setitem__("input_quantization", {"scale": True, "zero_point": 0}), "must be a number"),
+    (lambda h: h.__setitem__("input_quantization", {"scale": 0.01, "zero_point": 1.5}), "must be an integer"),
+    (lambda h: h.__setitem__("input_quantization", {"scale": 0.01, "zero_point": 128}), "zero point must be"),
+    (lambda h: h.__setitem__("input_quantization", {"scale": 0.0, "zero_point": 0}), "scale must be a finite"),
+    (lambda h: h.__setitem__("input_quantization", {"scale": -1.0, "zero_point": 0}), "scale must be a finite"),
+    (lambda h: h.__setitem__("input_quantization", {"scale": 10 ** 400, "zero_point": 0}), "out of range"),
+    (lambda h: h.__setitem__("input_quantization", [0.01, 0]), "must be an object or null"),
+    (lambda h: h["nodes"][2].__setitem__("quantization", None), "output quantization must be a"),
+    (lambda h: h["nodes"][2].__setitem__("quantization", {"scale": 1e31, "zero_point": 0}), "scale must be a finite"),
+    (lambda h: h["nodes"][2].__setitem__("quantization", {"scale": 0.1, "zero_point": -129}), "zero point must be"),
+    (lambda h: h["nodes"][-1].__setitem__("quantization", {"scale": 0.1, "zero_point": 0}), "takes no quantization"),
+    (lambda h: h.__setitem__("input_quantization", None), "weight_scale and quantization belong to int8 graphs"),
+])
+def test_inconsistent_int8_header(int8_model_path, tmp_path, edit, message):
+    path = with_header(int8_model_path, tmp_path, edit)
+    with pytest.raises(ModelFormatError, match=message):
+        mnengine.Engine(path)
+
+
+def _int8_tensor_edit(path, tmp_path, node, weight, values):
+    """The int8 model with the values of one weight tensor replaced (same size and dtype)."""
+    data = bytearray(path.read_bytes())
+    length = struct.unpack_from("<I", data, 12)[0]
+    header = json.loads(data[32 : 32 + length])
+    tensor = _tensor_of(header, node, weight)
+    start = -(-(32 + length) // 64) * 64 + tensor["offset"]
+    blob = np.asarray(values, {"int8": np.int8, "int32": "<i4", "float32": "<f4"}[tensor["dtype"]]).tobytes()
+    data[start : start + len(blob)] = blob
+    return rewrite_bytes(data, tmp_path)
+
+
+def rewrite_bytes(data, tmp_path):
+    data[24:28] = struct.pack("<I", zlib.crc32(bytes(data[32:])))
+    out = tmp_path / "values.bin"
+    out.write_bytes(bytes(data))
+    return out
+
+
+@pytest.mark.parametrize("node,weight,values,message", [
+    (0, "kernel", [-128], "int8 kernel values must lie in \\[-127, 127\\]"),
+    (0, "bias", [1 << 30], "within \\+-2\\^29"),
+    (0, "weight_scale", [0.0], "weight_scale values must be finite"),
+    (0, "weight_scale", [np.nan], "weight_scale values must be finite"),
+    (1, "weight_scale", [np.inf], "weight_scale values must be finite"),
+    (1, "weight_scale", [-0.5], "weight_scale values must be finite"),
+])
+def test_int8_weight_values_checked(int8_model_path, tmp_path, node, weight, values, message):
+    with pytest.raises(ModelFormatError, match=message):
+        mnengine.Engine(_int8_tensor_edit(int8_model_path, tmp_path, node, weight, values))
+
+
+def test_int8_limits_named(tmp_path):
+    """A layer the int8 kernels cannot run is refused naming it: a full 3x3 convolution that is
+    not a first layer, and a dense layer deeper than int32 sums allow."""
+    q = (0.02, 0)
+    int8 = lambda shape, channels: {"kernel": np.ones(shape, np.int8),  # noqa: E731
+                                    "weight_scale": np.full(channels, 0.01, np.float32)}
+    conv = Graph("conv", (8, 8, 4), [Node("conv", "conv3x3", ["input"], int8((3, 3, 4, 2), 2), 2, (0, 1, 0, 1),
+                                          quantization=q)], input_quantization=q)
+    with pytest.raises(ModelFormatError, match="'conv'.*must be a first layer"):
+        save(conv, tmp_path / "conv.bin")
+    dense = Graph("dense", (16, 16, 65), [Node("fc", "dense", ["input"], int8((16 * 16 * 65, 3), 3),
+                                              quantization=q)], input_quantization=q)
+    with pytest.raises(ModelFormatError, match="'fc'.*at most 16384 inputs"):
+        save(dense, tmp_path / "dense.bin")

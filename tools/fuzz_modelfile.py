@@ -3,7 +3,8 @@ never a crash, a hang, another exception or a huge allocation.
 
     python tools/fuzz_modelfile.py --seconds 60 --seed 1
 
-Starting from small valid MobileNet v1 and v2 files it makes files by truncating, flipping
+Starting from small valid MobileNet v1 and v2 files, float32 and int8 (--models picks them),
+it makes files by truncating, flipping
 bits, inserting and deleting bytes - most of which the CRC-32 rejects, so each of those is also
 tried with the preamble's length and checksum recomputed - and by mutating the JSON header
 semantically (huge, negative and wrong-typed values, non-text strings, missing and repeated
@@ -40,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 import mnengine
-from mnengine.modelfile import MAGIC, _PREAMBLE
+from mnengine.modelfile import FORMAT_VERSION, MAGIC, _PREAMBLE
 
 SURPRISES = [
     0, -1, -(2**31), 2**31, 2**32 + 1, 2**62, 10**30, 1.5, float("nan"), True, None, "", "x" * 10000,
@@ -48,13 +49,13 @@ SURPRISES = [
 ]
 
 
-def frame(header: bytes, data: bytes) -> bytes:
+def frame(header: bytes, data: bytes, version: int = FORMAT_VERSION) -> bytes:
     """A file with valid preamble, alignment, length and checksum around header and data."""
     start = -(-(_PREAMBLE.size + len(header)) // 64) * 64
     body = header + b"\0" * (start - _PREAMBLE.size - len(header)) + data
     total = _PREAMBLE.size + len(body)
     crc = zlib.crc32(body)
-    return _PREAMBLE.pack(MAGIC, 1, len(header), total, crc, 0) + body
+    return _PREAMBLE.pack(MAGIC, version, len(header), total, crc, 0) + body
 
 
 def reframe(blob: bytearray) -> bytes:
@@ -192,6 +193,8 @@ def main() -> int:
     parser.add_argument("--case-seconds", type=int, default=20, help="time limit of one case")
     parser.add_argument("--failures", type=Path, default=Path("fuzz-failures"),
                         help="where each case's file is written before it runs, and kept if it fails")
+    parser.add_argument("--models", choices=("all", "float32", "int8"), default="all",
+                        help="the valid files mutated: float32 ones, int8 ones or both (default)")
     args = parser.parse_args()
     headroom = args.headroom_mib << 20
     faulthandler.enable()  # a crash prints the Python traceback; the case's file stays behind
@@ -204,9 +207,12 @@ def main() -> int:
     seeds = []
     with tempfile.TemporaryDirectory(prefix="mnengine-fuzz-") as tmp:
         for graph in (mnengine.models.mobilenet_v1(0.25, 32, classes=10), mnengine.models.mobilenet_v2(0.35, 33, classes=10)):
-            path = Path(tmp) / "seed.bin"
-            mnengine.save_model(graph, path)
-            seeds.append(path.read_bytes())
+            calibration = np.random.default_rng(args.seed).integers(0, 256, (2,) + graph.input_shape, dtype=np.uint8)
+            chosen = {"float32": [graph], "int8": [mnengine.quantize.quantize(graph, calibration)]}
+            for model in chosen["float32"] + chosen["int8"] if args.models == "all" else chosen[args.models]:
+                path = Path(tmp) / "seed.bin"
+                mnengine.save_model(model, path)
+                seeds.append(path.read_bytes())
     args.failures.mkdir(parents=True, exist_ok=True)
     print(f"fuzz_modelfile: each case's file is in {args.failures} while it runs", flush=True)
     outcomes: dict = {}
@@ -235,7 +241,7 @@ def main() -> int:
     if not any(args.failures.iterdir()):
         args.failures.rmdir()
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(outcomes.items()))
-    print(f"fuzz_modelfile: seed {args.seed}, {cases} cases in {args.seconds:g} s: {summary}")
+    print(f"fuzz_modelfile: seed {args.seed}, {args.models} models, {cases} cases in {args.seconds:g} s: {summary}")
     return 1 if failures else 0
 
 

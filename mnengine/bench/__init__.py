@@ -5,7 +5,10 @@ weights (no downloads), saves each to a temporary ``.bin`` and times loading, th
 inference and at least 50 inferences after warm-up, at batch 1 and 8, on 1 thread and on all
 cores. ``--compare`` runs the same networks, with the same weights, in each installed peer
 (LiteRT with XNNPACK, ONNX Runtime, OpenVINO, ncnn), interleaved with mnengine run by run;
-``--profile`` times each layer against the machine's measured FMA peak.
+``--profile`` times each layer against the machine's measured FMA peak. ``--int8`` quantizes the
+networks (calibrated on random images: the weights are synthetic anyway) and times mnengine's
+int8 engine against its float32 one, or with ``--compare`` against each peer's own int8 model
+of the same float network, calibrated on the same images.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from .. import _core, models
 from ..engine import Engine, cpu_info, default_threads
 from ..graph import Graph
 from ..modelfile import load, save
+from ..quantize import quantize
 
 #: The networks run when no --model is given: (name, builder, alpha, input size).
 DEFAULT_MODELS = (
@@ -96,27 +100,63 @@ def time_interleaved(runs: Dict[str, Callable[[], object]], warmup: int, repeats
 
 @dataclasses.dataclass
 class Model:
+    """A network to time, as a graph and its file. An int8 model also has the float32 model it
+    was quantized from and the calibration images."""
+
     name: str
     graph: Graph
     path: Path
+    float_model: Optional["Model"] = None
+    calibration: Optional[np.ndarray] = None
 
 
-def build_models(specs: Sequence[str], workdir: Path) -> List[Model]:
-    """The default networks (synthetic weights) or the given .bin files, each as a file."""
+#: Images the benchmark's int8 models (and the peers' int8 models) are calibrated on.
+CALIBRATION_IMAGES = 16
+
+
+def build_models(specs: Sequence[str], workdir: Path, int8: bool = False) -> List[Model]:
+    """The default networks (synthetic weights) or the given .bin files, each as a file; with
+    `int8` their int8 versions, quantized on random images."""
     if specs:
-        return [Model(Path(spec).stem, load(spec), Path(spec)) for spec in specs]
-    built = []
-    for name, builder, alpha, size in DEFAULT_MODELS:
-        graph = getattr(models, builder)(alpha=alpha, input_size=size)
-        path = workdir / f"{name}.bin"
+        built = [Model(Path(spec).stem, load(spec), Path(spec)) for spec in specs]
+    else:
+        built = []
+        for name, builder, alpha, size in DEFAULT_MODELS:
+            graph = getattr(models, builder)(alpha=alpha, input_size=size)
+            path = workdir / f"{name}.bin"
+            save(graph, path)
+            built.append(Model(name, graph, path))
+    if not int8:
+        return built
+    quantized = []
+    for model in built:
+        if model.graph.int8:
+            raise ValueError(f"--int8 quantizes float32 models; {model.path} is already int8: time it without --int8")
+        calibration = random_input(model.graph, CALIBRATION_IMAGES, seed=1)
+        path = workdir / f"{model.name}.int8.bin"
+        graph = quantize(model.graph, calibration)
         save(graph, path)
-        built.append(Model(name, graph, path))
-    return built
+        quantized.append(Model(f"{model.name} int8", graph, path, model, calibration))
+    return quantized
 
 
 def random_input(graph: Graph, batch: int, seed: int = 0) -> np.ndarray:
     """A preprocessed-range float32 NHWC batch."""
     return np.random.default_rng(seed).uniform(-1, 1, (batch,) + tuple(graph.input_shape)).astype(np.float32)
+
+
+def measure_int8(model: Model, batch: int, threads: int, warmup: int, repeats: int) -> dict:
+    """An int8 model against the float32 model it came from, runs interleaved."""
+    engines = {"int8": Engine(model.path, threads=threads), "float32": Engine(model.float_model.path, threads=threads)}
+    x = random_input(model.graph, batch)
+    timings = time_interleaved({name: (lambda e=e: e.predict(x)) for name, e in engines.items()}, warmup, repeats)
+    return {
+        "model": model.name, "batch": batch, "threads": engines["int8"].threads, "isa": engines["int8"].isa,
+        "runs": repeats,
+        **{f"{name}_{key}": getattr(timing, key) for name, timing in timings.items()
+           for key in ("median_ms", "p10_ms", "p90_ms")},
+        "ratio": timings["int8"].median_ms / timings["float32"].median_ms,
+    }
 
 
 def measure_mnengine(model: Model, batch: int, threads: int, warmup: int, repeats: int) -> dict:
@@ -174,6 +214,20 @@ def format_table(rows: List[dict], columns: Sequence[tuple]) -> str:
     return "\n".join(lines)
 
 
+INT8_COLUMNS = (
+    ("model", "model", "{}"),
+    ("batch", "batch", "{}"),
+    ("threads", "threads", "{}"),
+    ("isa", "isa", "{}"),
+    ("int8 median ms", "int8_median_ms", "{:.3f}"),
+    ("p10", "int8_p10_ms", "{:.3f}"),
+    ("p90", "int8_p90_ms", "{:.3f}"),
+    ("float32 median ms", "float32_median_ms", "{:.3f}"),
+    ("p10", "float32_p10_ms", "{:.3f}"),
+    ("p90", "float32_p90_ms", "{:.3f}"),
+    ("int8 / float32", "ratio", "{:.2f}x"),
+)
+
 MNENGINE_COLUMNS = (
     ("model", "model", "{}"),
     ("batch", "batch", "{}"),
@@ -228,7 +282,11 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--compare", action="store_true",
                         help="also run each installed peer (LiteRT, ONNX Runtime, OpenVINO, ncnn), interleaved")
     parser.add_argument("--profile", action="store_true",
-                        help="per-layer time, GFLOP/s and share of the measured FMA peak")
+                        help="per-layer time, GFLOP/s and share of the measured FMA peak (int8: the "
+                             "multiply-add peak of the int8 kernels' dot-product instruction)")
+    parser.add_argument("--int8", action="store_true",
+                        help="int8 models (quantized on random images) against mnengine's float32, or with "
+                             "--compare against the peers' int8 models of the same networks")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     args = parser.parse_args(argv)
     if args.quick:
@@ -251,13 +309,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     report: Dict[str, object] = {"machine": machine_description()}
     with tempfile.TemporaryDirectory(prefix="mnengine-bench-") as tmp:
         workdir = Path(tmp)
-        progress("building models" if not args.model else "loading models")
-        model_list = build_models(args.model, workdir)
+        progress(("building models" if not args.model else "loading models") + (", quantizing" if args.int8 else ""))
+        try:
+            model_list = build_models(args.model, workdir, args.int8)
+        except ValueError as e:
+            print(f"mnengine.bench: error: {e}", file=sys.stderr)
+            return 2
 
         if args.compare:
             from .compare import compare
 
             report["compare"] = compare(model_list, args.batch, args.threads, args.warmup, args.runs, workdir, progress)
+        elif args.int8:
+            rows = []
+            for model in model_list:
+                for batch in args.batch:
+                    for threads in args.threads:
+                        progress(f"{model.name} batch {batch} threads {threads}: against float32")
+                        rows.append(measure_int8(model, batch, threads, args.warmup, args.runs))
+            report["int8"] = rows
         else:
             rows = []
             for model in model_list:
@@ -292,6 +362,9 @@ def print_report(report: Dict[str, object]) -> None:
         overhead = report["overhead"]
         print(f"\nPython overhead per predict on {overhead['model']}: {overhead['overhead_us']:.1f} us "
               f"(predict {overhead['predict_ms']:.3f} ms, kernels alone {overhead['kernels_ms']:.3f} ms)")
+    if "int8" in report:
+        print()
+        print(format_table(report["int8"], INT8_COLUMNS))
     if "compare" in report:
         from .compare import print_compare
 

@@ -2,7 +2,9 @@
 is timed in a pair with mnengine, their runs interleaved in blocks (see time_interleaved), so
 the machine's noise falls on both alike and no third runtime's threads are awake; each row
 gives mnengine's median over the peer's in that pair (below 1.0: mnengine is faster) and the
-largest difference between the peer's outputs and mnengine's."""
+largest difference between the peer's outputs and mnengine's. For an int8 model the peers run
+their own int8 models of the float network it came from, calibrated on the same images (their
+outputs then differ from mnengine's by their quantization as well)."""
 
 from __future__ import annotations
 
@@ -32,7 +34,10 @@ def compare(models: Sequence[Model], batches: Sequence[int], thread_counts: Sequ
                 our_samples: List[float] = []
                 for name, factory in PEERS:
                     try:
-                        run = factory(model.graph, x, threads, workdir)
+                        if model.float_model is not None:
+                            run = factory(model.float_model.graph, x, threads, workdir, calibration=model.calibration)
+                        else:
+                            run = factory(model.graph, x, threads, workdir)
                         difference = float(np.max(np.abs(np.asarray(run()).reshape(batch, -1) - reference)))
                     except PeerUnavailable as e:
                         outcome[name] = {"skipped": str(e)}

@@ -1,6 +1,12 @@
 """The peers ``--compare`` runs: each builds its own model file from an mnengine Graph (same
 weights, same padding, same fused activations) and returns a callable for one inference.
 
+Given calibration images (``--compare --int8``) a peer builds a full-integer int8 model of the
+float graph with its own quantizer, calibrated on those images: LiteRT through TensorFlow's
+converter with a representative dataset, ONNX Runtime and OpenVINO on the QDQ model of
+onnxruntime.quantization.quantize_static (per-channel int8 weights, int8 activations). Their
+inputs and outputs stay float32, as mnengine's int8 engine's do.
+
 A peer whose package is not installed is skipped; one that fails to build or load is
 reported with its error. Inputs are converted to each peer's layout before timing.
 """
@@ -13,7 +19,7 @@ import struct
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable, List, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
@@ -144,16 +150,42 @@ def onnx_model(graph: Graph):
     return model
 
 
-def _onnx_file(graph: Graph, workdir: Path) -> Path:
+def _onnx_file(graph: Graph, workdir: Path, calibration: Optional[np.ndarray] = None) -> Path:
+    """The graph's ONNX file, or with calibration images its int8 QDQ model."""
     import onnx
 
     path = workdir / f"{graph.name}.onnx"
     if not path.exists():
         onnx.save(onnx_model(graph), str(path))
-    return path
+    if calibration is None:
+        return path
+    int8_path = workdir / f"{graph.name}.int8.onnx"
+    if not int8_path.exists():
+        try:
+            from onnxruntime import quantization
+        except ImportError as e:
+            raise PeerUnavailable("onnxruntime.quantization (its int8 quantizer) is not installed") from e
+
+        class Images(quantization.CalibrationDataReader):
+            """The calibration images one at a time, NCHW."""
+
+            def __init__(self):
+                self.images = iter(np.ascontiguousarray(calibration.transpose(0, 3, 1, 2))[:, None])
+
+            def get_next(self):
+                image = next(self.images, None)
+                return None if image is None else {"input": image}
+
+        with quiet_native_output():
+            quantization.quantize_static(
+                str(path), str(int8_path), Images(), quant_format=quantization.QuantFormat.QDQ, per_channel=True,
+                activation_type=quantization.QuantType.QInt8, weight_type=quantization.QuantType.QInt8,
+                calibrate_method=quantization.CalibrationMethod.MinMax)
+    return int8_path
 
 
-def onnxruntime_runner(graph: Graph, x: np.ndarray, threads: int, workdir: Path) -> Runner:
+def onnxruntime_runner(graph: Graph, x: np.ndarray, threads: int, workdir: Path,
+                       calibration: Optional[np.ndarray] = None) -> Runner:
     try:
         import onnxruntime as ort
     except ImportError as e:
@@ -163,18 +195,22 @@ def onnxruntime_runner(graph: Graph, x: np.ndarray, threads: int, workdir: Path)
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(str(_onnx_file(graph, workdir)), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(_onnx_file(graph, workdir, calibration)), options,
+                                   providers=["CPUExecutionProvider"])
     feed = {"input": np.ascontiguousarray(x.transpose(0, 3, 1, 2))}
     return lambda: session.run(None, feed)[0]
 
 
-def openvino_runner(graph: Graph, x: np.ndarray, threads: int, workdir: Path) -> Runner:
+def openvino_runner(graph: Graph, x: np.ndarray, threads: int, workdir: Path,
+                    calibration: Optional[np.ndarray] = None) -> Runner:
+    """OpenVINO on the ONNX model; on the int8 QDQ model its low-precision transformations run
+    the quantized layers in int8 (INFERENCE_PRECISION_HINT concerns the float layers only)."""
     try:
         import openvino as ov
     except ImportError as e:
         raise PeerUnavailable("openvino is not installed") from e
     core = ov.Core()
-    model = core.read_model(str(_onnx_file(graph, workdir)))
+    model = core.read_model(str(_onnx_file(graph, workdir, calibration)))
     model.reshape({"input": list(x.transpose(0, 3, 1, 2).shape)})
     compiled = core.compile_model(model, "CPU", {
         "INFERENCE_NUM_THREADS": threads,
@@ -288,11 +324,15 @@ def ncnn_files(graph: Graph, workdir: Path) -> Tuple[Path, Path]:
     return param, model
 
 
-def ncnn_runner(graph: Graph, x: np.ndarray, threads: int, workdir: Path) -> Runner:
+def ncnn_runner(graph: Graph, x: np.ndarray, threads: int, workdir: Path,
+               calibration: Optional[np.ndarray] = None) -> Runner:
     try:
         import ncnn
     except ImportError as e:
         raise PeerUnavailable("ncnn is not installed") from e
+    if calibration is not None:
+        raise PeerUnavailable("ncnn's int8 models come from its ncnn2table and ncnn2int8 tools, which its "
+                              "Python package does not ship")
     if x.shape[0] != 1:
         raise PeerUnavailable("ncnn runs one image per extractor: batch 1 only")
     if graph.output_shape[:2] != (1, 1):
@@ -374,19 +414,32 @@ def keras_model(graph: Graph):
     return tf.keras.Model(inputs, outputs)
 
 
-def litert_runner(graph: Graph, x: np.ndarray, threads: int, workdir: Path) -> Runner:
+def litert_model(graph: Graph, calibration: Optional[np.ndarray] = None) -> bytes:
+    """The graph converted by TensorFlow's LiteRT converter; with calibration images a
+    full-integer int8 model (int8 kernels only, float32 input and output), calibrated on them
+    as a representative dataset."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with quiet_native_output():
+        model = keras_model(graph)
+        import tensorflow as tf
+
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        if calibration is not None:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = lambda: ([image[None]] for image in calibration)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        return converter.convert()
+
+
+def litert_runner(graph: Graph, x: np.ndarray, threads: int, workdir: Path,
+                  calibration: Optional[np.ndarray] = None) -> Runner:
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError as e:
         raise PeerUnavailable("ai-edge-litert is not installed") from e
-    path = workdir / f"{graph.name}.tflite"
+    path = workdir / f"{graph.name}{'.int8' if calibration is not None else ''}.tflite"
     if not path.exists():
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        with quiet_native_output():
-            model = keras_model(graph)
-            import tensorflow as tf
-
-            path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+        path.write_bytes(litert_model(graph, calibration))
     interpreter = Interpreter(model_path=str(path), num_threads=threads)
     input_index = interpreter.get_input_details()[0]["index"]
     interpreter.resize_tensor_input(input_index, list(x.shape))

@@ -18,11 +18,11 @@ import dataclasses
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, List, Optional, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .. import models
+from .. import models, quantize
 from ..engine import Engine
 from ..graph import Graph
 from ..modelfile import save
@@ -54,6 +54,8 @@ class ExportSummary:
     labels: str
     file_bytes: int
     check: str
+    dtype: str = "float32"
+    calibration: Optional[str] = None  # int8: the images the ranges were measured on
 
     def __str__(self) -> str:
         layers = f"{self.nodes} mnengine operators"
@@ -68,6 +70,7 @@ class ExportSummary:
             f"  input -> output:        {self.input_shape} -> {self.output_shape}",
             f"  preprocessing:          {self.preprocessing}",
             f"  labels:                 {self.labels}",
+            f"  precision:              {self.dtype}" + (f", calibrated on {self.calibration}" if self.calibration else ""),
             f"  file size:              {self.file_bytes:,} bytes",
             f"  check:                  {self.check}",
         ])
@@ -134,14 +137,22 @@ def _graph(saved: SavedModel, arch: Optional[str], alpha: Optional[float],
     return graph, conversion.keras_layers, conversion.keras_parameters
 
 
+Calibration = Union[PathLike, Sequence[Any], np.ndarray]
+
+
 def export(model: PathLike, output: PathLike, *, labels: Optional[PathLike] = None, arch: Optional[str] = None,
-           alpha: Optional[float] = None, size: Optional[int] = None) -> ExportSummary:
+           alpha: Optional[float] = None, size: Optional[int] = None, int8: bool = False,
+           calibration: Optional[Calibration] = None,
+           calibration_count: int = quantize.DEFAULT_CALIBRATION_COUNT) -> ExportSummary:
     """Converts the Keras file `model` into mnengine's `output` .bin and checks it runs.
 
     `labels` is a text file with one class name per line; without it a 1000-class
     classifier gets the ImageNet names. `arch`, `alpha` and `size` describe a weights-only
-    file. Raises :class:`UnsupportedModelError` (a ValueError) naming the layer that cannot
-    be converted; nothing is written then.
+    file. With `int8` the model is quantized (see :mod:`mnengine.quantize`), its activation
+    ranges measured on `calibration`: a folder of images, a glob, a list of image files, or
+    images as ``Engine.predict`` takes them (preprocessed as predict preprocesses them); at
+    most `calibration_count` of them are used. Raises :class:`UnsupportedModelError` (a
+    ValueError) naming the layer that cannot be converted; nothing is written then.
     """
     with SavedModel(model) as saved:
         graph, keras_layers, keras_parameters = _graph(saved, arch, alpha, size)
@@ -158,6 +169,15 @@ def export(model: PathLike, output: PathLike, *, labels: Optional[PathLike] = No
     else:
         labels_note = "none (pass --labels FILE to name the classes)"
     graph.metadata.update({"source": Path(model).name, "source_format": source_format, "keras_version": keras_version})
+    calibration_note = None
+    if int8:
+        images, calibration_note = _calibration_images(calibration, calibration_count)
+        try:
+            graph = quantize.quantize(graph, images)
+        except ValueError as e:
+            raise UnsupportedModelError(f"{model}: cannot be quantized to int8: {e}") from None
+    elif calibration is not None:
+        raise ValueError("calibration images are for int8 export: pass int8=True (--int8) with them")
     save(graph, output)
     try:
         check = _check(output, graph)
@@ -169,7 +189,22 @@ def export(model: PathLike, output: PathLike, *, labels: Optional[PathLike] = No
         nodes=len(graph.nodes), keras_layers=keras_layers, parameters=graph.parameters(),
         keras_parameters=keras_parameters, multiply_adds=graph.multiply_adds(),
         input_shape=tuple(graph.input_shape), output_shape=tuple(output_shape),
-        preprocessing=graph.preprocessing, labels=labels_note, file_bytes=Path(output).stat().st_size, check=check)
+        preprocessing=graph.preprocessing, labels=labels_note, file_bytes=Path(output).stat().st_size, check=check,
+        dtype="int8" if graph.int8 else "float32", calibration=calibration_note)
+
+
+def _calibration_images(calibration: Optional[Calibration], count: int) -> Tuple[Sequence[Any], str]:
+    """The calibration images of an int8 export and a note naming them."""
+    if calibration is None:
+        raise ValueError("int8 export needs calibration images (--calibration PHOTOS_DIR): the ranges of the "
+                         "activations are measured on them; use images like those the model will see")
+    if isinstance(calibration, (str, os.PathLike)) or (
+            isinstance(calibration, (list, tuple)) and all(isinstance(p, (str, os.PathLike)) for p in calibration)):
+        files = quantize.calibration_files(calibration, count)
+        where = calibration if isinstance(calibration, (str, os.PathLike)) else "the given files"
+        return files, f"{len(files)} images from {where}"
+    images = list(calibration)[:count]
+    return images, f"{len(images)} given images"
 
 
 def _check(path: PathLike, graph: Graph) -> str:
@@ -182,9 +217,13 @@ def _check(path: PathLike, graph: Graph) -> str:
     return f"loaded and ran on a random input: {y.shape[1:]} finite outputs"
 
 
-def from_keras(model: Any, path: PathLike, *, labels: Optional[PathLike] = None) -> ExportSummary:
-    """Exports a live ``keras.Model`` (saved to a temporary ``.keras`` file, then converted)."""
+def from_keras(model: Any, path: PathLike, *, labels: Optional[PathLike] = None, int8: bool = False,
+               calibration: Optional[Calibration] = None,
+               calibration_count: int = quantize.DEFAULT_CALIBRATION_COUNT) -> ExportSummary:
+    """Exports a live ``keras.Model`` (saved to a temporary ``.keras`` file, then converted);
+    `int8`, `calibration` and `calibration_count` as for :func:`export`."""
     with tempfile.TemporaryDirectory(prefix="mnengine-export-") as tmp:
         saved = Path(tmp) / "model.keras"
         model.save(saved)
-        return export(saved, path, labels=labels)
+        return export(saved, path, labels=labels, int8=int8, calibration=calibration,
+                      calibration_count=calibration_count)

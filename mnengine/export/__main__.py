@@ -1,9 +1,11 @@
-"""python -m mnengine.export MODEL -o model.bin [--labels FILE] [--arch A --alpha X --size S]"""
+"""python -m mnengine.export MODEL -o model.bin [--labels FILE] [--arch A --alpha X --size S]
+[--int8 --calibration PHOTOS [--calibration-count N]]"""
 
 import argparse
 import sys
 
 from . import ARCHITECTURES, UnsupportedModelError, export
+from ..quantize import DEFAULT_CALIBRATION_COUNT
 from ..errors import ModelFormatError
 
 
@@ -19,9 +21,18 @@ def main(argv=None) -> int:
     parser.add_argument("--arch", choices=ARCHITECTURES, help="architecture of a weights-only file")
     parser.add_argument("--alpha", type=float, help="width multiplier of a weights-only file")
     parser.add_argument("--size", type=int, help="input size (pixels, square) of a weights-only file")
+    parser.add_argument("--int8", action="store_true",
+                        help="quantize to int8 (TFLite's scheme), calibrated on --calibration images")
+    parser.add_argument("--calibration", nargs="+", metavar="PHOTOS",
+                        help="calibration images for --int8: a folder (searched recursively), a glob, or files")
+    parser.add_argument("--calibration-count", type=int, default=DEFAULT_CALIBRATION_COUNT, metavar="N",
+                        help=f"use at most N calibration images, spread over the sorted list "
+                             f"(default {DEFAULT_CALIBRATION_COUNT})")
     args = parser.parse_args(argv)
+    calibration = args.calibration[0] if args.calibration and len(args.calibration) == 1 else args.calibration
     try:
-        summary = export(args.model, args.output, labels=args.labels, arch=args.arch, alpha=args.alpha, size=args.size)
+        summary = export(args.model, args.output, labels=args.labels, arch=args.arch, alpha=args.alpha, size=args.size,
+                         int8=args.int8, calibration=calibration, calibration_count=args.calibration_count)
     except (UnsupportedModelError, ModelFormatError, ValueError, FileNotFoundError, ImportError) as e:
         print(f"mnengine.export: error: {e}", file=sys.stderr)
         return 1

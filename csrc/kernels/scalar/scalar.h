@@ -20,6 +20,27 @@ void f32_gmaxpool__scalar(size_t pixels, size_t channels, const float* x, float*
 void f32_softmax__scalar(size_t n, const float* x, float* y);
 uint64_t f32_fma_peak__scalar(uint64_t iterations, float* sink);
 
+void qs8_gemm_4x4__scalar(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
+                          const void* packed_w, int8_t* c, size_t c_stride, const Qs8Output& output);
+void qs8_dwconv3x3__scalar(size_t channels, size_t out_rows, size_t out_width, size_t in_width,
+                           size_t stride, size_t pad_left, const int8_t* const* rows,
+                           const void* packed_w, int8_t* out, int32_t input_zero_point,
+                           const Qs8Output& output);
+void qs8_conv3x3s2c3__scalar(size_t channels, size_t out_width, size_t in_width, size_t pad_left,
+                             const int8_t* const* rows, const void* packed_w, int8_t* out,
+                             int32_t input_zero_point, const Qs8Output& output);
+void qs8_vadd__scalar(size_t n, const int8_t* a, const int8_t* b, int8_t* y, const Qs8AddParams& params);
+void qs8_gavgpool__scalar(size_t pixels, size_t channels, const int8_t* x, int8_t* y,
+                          int32_t input_zero_point, float scale, const Qs8Output& output);
+void qs8_gmaxpool__scalar(size_t pixels, size_t channels, const int8_t* x, int8_t* y,
+                          int32_t input_zero_point, float scale, const Qs8Output& output);
+void qs8_quantize__scalar(size_t n, const float* x, int8_t* y, float inv_scale, const Qs8Output& output);
+void qs8_dequantize__scalar(size_t n, const int8_t* x, float* y, int32_t zero_point, float scale);
+uint64_t qs8_dot_peak__scalar(uint64_t iterations, int32_t* sink);
+
+// The scalar qs8 kernel family, shared by every kernel set until it has SIMD versions.
+Qs8KernelSet qs8_scalar_kernels();
+
 // NaN-propagating clamp shared by the scalar kernels.
 inline float clamp_value(float x, Clamp clamp) {
   x = x < clamp.min ? clamp.min : x;
