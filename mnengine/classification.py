@@ -21,9 +21,8 @@ import numpy as np
 from .engine import Engine, default_threads
 from .graph import Graph
 from .images import top_k_pairs
+from .quantize import IMAGE_EXTENSIONS  # the files a folder contributes, as for calibration
 
-#: File extensions (lower case) a folder is searched for.
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 
 #: Images per inference call when the caller does not say.
 DEFAULT_BATCH = 8

@@ -64,6 +64,14 @@ def test_engine_built_from_a_graph_pickles(images):
     np.testing.assert_array_equal(loaded.predict(images), engine.predict(images))
 
 
+def test_int8_engine_pickles(images, rng):
+    calibration = rng.integers(0, 256, (4, SIZE, SIZE, 3), dtype=np.uint8)
+    engine = mnengine.Engine(mnengine.quantize.quantize(mnengine.models.mobilenet_v1(0.25, SIZE), calibration), threads=1)
+    loaded = pickle.loads(pickle.dumps(engine))
+    assert (loaded.dtype, loaded.isa) == ("int8", engine.isa)
+    np.testing.assert_array_equal(loaded.predict(images), engine.predict(images))
+
+
 def test_pickle_by_path(model_file, images, tmp_path):
     engine = mnengine.Engine(model_file, threads=1, pickle_by="path")
     data = pickle.dumps(engine)
