@@ -10,13 +10,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import signal
 import sys
 import time
 from typing import Callable, Dict, List, Optional, Sequence, TextIO
-
-import numpy as np
 
 from .classification import DEFAULT_BATCH, Classification, classify, expand_paths
 from .errors import ModelFormatError
@@ -116,7 +115,7 @@ def classify_main(argv: Optional[Sequence[str]] = None, prog: str = "python -m m
 
     try:
         model = load_model(args.model)
-        classes = int(np.prod(model.output_shape))
+        classes = math.prod(model.output_shape)
         if args.top_k > classes:
             return fail(f"--top-k {args.top_k} exceeds the model's {classes} classes")
         results = classify(expand_paths(args.paths, args.recursive), model, top_k=args.top_k, batch=args.batch,
