@@ -2,8 +2,9 @@
 images already decoded and resized; its resident memory over a long list of paths; and Ray
 Data and Dask with two workers against one.
 
-    python bench/classify_throughput.py [--images 1000] [--runs 3] [--threads 2] [--workers 2]
-        [--rss-paths 100000] [--cluster-images 1000] [--skip-cluster] [--skip-rss]
+    python bench/classify_throughput.py [--images 1000] [--runs 3] [--block 200] [--threads 2]
+        [--workers 2] [--batch 8] [--rss-paths 100000] [--rss-model v1-1.0-224|v1-0.25-128]
+        [--cluster-images 1000] [--skip-cluster] [--skip-rss]
 
 It makes the images itself, in a temporary folder (removed at the end): random crops of the
 photos in ../shared/fixtures/photos, resized to sizes from 160x120 to 1280x720, saved as
@@ -52,7 +53,7 @@ def make_images(folder: Path, count: int, seed: int = 0) -> List[str]:
 
 
 def spread(values: Sequence[float]) -> str:
-    return f"median {statistics.median(values):.1f} (min {min(values):.1f}, max {max(values):.1f}, {len(values)} runs)"
+    return f"median {statistics.median(values):.1f} (min {min(values):.1f}, max {max(values):.1f}, {len(values)} measurements)"
 
 
 def classify_command(paths_arg: str, model: Path, args: argparse.Namespace, output: Path) -> List[str]:
@@ -94,28 +95,36 @@ def predict_throughput(engine: mnengine.Engine, batches: List[np.ndarray]) -> fl
 
 
 def measure_classify(paths: List[str], model: Path, workdir: Path, args: argparse.Namespace) -> None:
+    """Blocks of `args.block` images, each timed with predict and then with classify, in
+    pairs, so that both sides of a ratio see the same load on this shared machine."""
     print(f"\n## mnengine classify vs Engine.predict: {len(paths)} JPEGs, MobileNet v1 1.0@224, "
           f"{args.threads} engine threads, batch {args.batch}, {args.workers} decoding workers")
     engine = mnengine.Engine(model, threads=args.threads)
-    # The same decode and resize as classify's; kept in memory as float32 batches.
-    decoded = np.concatenate([engine.preprocess(p) for p in paths])
-    batches = [decoded[i:i + args.batch] for i in range(0, len(decoded), args.batch)]
-    predict_throughput(engine, batches[:4])
-    command = classify_command(str(Path(paths[0]).parent), model, args, workdir / "out.jsonl")
-    print(f"command: {' '.join(command[1:])}")
+    blocks = [paths[i:i + args.block] for i in range(0, len(paths), args.block)]
+    listings = []
+    for i, block in enumerate(blocks):
+        listings.append(workdir / f"block{i}.txt")
+        listings[-1].write_text("\n".join(block) + "\n")
+    # The same decode and resize as classify's, done beforehand: float32 batches in memory.
+    decoded = [[np.concatenate([engine.preprocess(p) for p in block[i:i + args.batch]])
+                for i in range(0, len(block), args.batch)] for block in blocks]
+    predict_throughput(engine, decoded[0][:4])
+    print(f"command (one per block): {' '.join(classify_command('@BLOCK.txt', model, args, workdir / 'out.jsonl')[1:])}")
     classify_rates, predict_rates, ratios, peaks = [], [], [], []
-    for run in range(args.runs):  # interleaved, so that the machine's slow stretches fall on both
-        predict_rates.append(predict_throughput(engine, batches))
-        result = run_classify(command)
-        classify_rates.append(result["images_per_s"])
-        peaks.append(result["peak_rss_mb"])
-        ratios.append(100 * classify_rates[-1] / predict_rates[-1])
-        print(f"run {run + 1}: classify {classify_rates[-1]:.1f} images/s, predict on decoded images "
-              f"{predict_rates[-1]:.1f} images/s: {ratios[-1]:.0f}%; classify peak RSS {peaks[-1]:.0f} MB")
-    print(f"classify images/s: {spread(classify_rates)}")
-    print(f"predict images/s:  {spread(predict_rates)}")
-    print(f"classify / predict, %: {spread(ratios)}")
-    del decoded, batches
+    for run in range(args.runs):
+        run_ratios = []
+        for listing, batches in zip(listings, decoded):
+            predict_rates.append(predict_throughput(engine, batches))
+            result = run_classify(classify_command(f"@{listing}", model, args, workdir / "out.jsonl"))
+            classify_rates.append(result["images_per_s"])
+            peaks.append(result["peak_rss_mb"])
+            run_ratios.append(100 * classify_rates[-1] / predict_rates[-1])
+        ratios.extend(run_ratios)
+        print(f"run {run + 1}: classify / predict per block, %: {' '.join(f'{r:.0f}' for r in run_ratios)}")
+    print(f"classify images/s per block: {spread(classify_rates)}")
+    print(f"predict images/s per block:  {spread(predict_rates)}")
+    print(f"classify / predict per block, %: {spread(ratios)}")
+    print(f"classify peak RSS: {max(peaks):.0f} MB")
 
 
 def measure_rss(paths: List[str], model: Path, workdir: Path, args: argparse.Namespace) -> None:
@@ -123,9 +132,13 @@ def measure_rss(paths: List[str], model: Path, workdir: Path, args: argparse.Nam
     with open(listing, "w") as f:
         for i in range(args.rss_paths):
             f.write(paths[i % len(paths)] + "\n")
+    if args.rss_model != "v1-1.0-224":
+        alpha, size = (float(x) for x in args.rss_model.split("-")[1:])
+        model = workdir / f"mobilenet_{args.rss_model}.bin"
+        mnengine.save_model(mnengine.models.mobilenet_v1(alpha=alpha, input_size=int(size)), model)
     command = classify_command(f"@{listing}", model, args, workdir / "many.jsonl")
-    print(f"\n## Resident memory over {args.rss_paths} paths (the folder's files repeated)\ncommand: "
-          f"{' '.join(command[1:])}")
+    print(f"\n## Resident memory over {args.rss_paths} paths (the folder's files repeated), MobileNet "
+          f"{args.rss_model}\ncommand: {' '.join(command[1:])}")
     result = run_classify(command)
     samples = result["rss_samples_mb"]
     tenth = samples[len(samples) // 10] if samples else 0.0
@@ -191,7 +204,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="engine threads (default 2)")
     parser.add_argument("--workers", type=int, default=2, help="classify's decoding workers (default 2)")
     parser.add_argument("--batch", type=int, default=8, help="images per inference (default 8)")
+    parser.add_argument("--block", type=int, default=200, help="images per paired measurement (default 200)")
     parser.add_argument("--rss-paths", type=int, default=100_000, help="paths in the memory run (default 100000)")
+    parser.add_argument("--rss-model", choices=["v1-1.0-224", "v1-0.25-128"], default="v1-1.0-224",
+                        help="the memory run's model (v1-0.25-128: decoding-bound, 100,000 images in minutes)")
     parser.add_argument("--cluster-images", type=int, default=1000, help="images for Ray and Dask (default 1000)")
     parser.add_argument("--skip-rss", action="store_true")
     parser.add_argument("--skip-cluster", action="store_true")
