@@ -15,6 +15,7 @@ outside the checkout (or with the package installed in place): it imports mnengi
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import os
 import statistics
 import subprocess
@@ -87,10 +88,11 @@ def run_classify(command: List[str]) -> Dict[str, float]:
             "rss_samples_mb": samples}
 
 
-def predict_throughput(engine: mnengine.Engine, batches: List[np.ndarray]) -> float:
+def predict_throughput(engine: mnengine.Engine, batches: List[np.ndarray], streams: int = 1) -> float:
+    """Images/s of predict over `batches`, from `streams` Python threads at once."""
     start = time.perf_counter()
-    for batch in batches:
-        engine.predict(batch)
+    with concurrent.futures.ThreadPoolExecutor(streams) as pool:
+        list(pool.map(engine.predict, batches))
     return sum(len(b) for b in batches) / (time.perf_counter() - start)
 
 
@@ -100,6 +102,8 @@ def measure_classify(paths: List[str], model: Path, workdir: Path, args: argpars
     print(f"\n## mnengine classify vs Engine.predict: {len(paths)} JPEGs, MobileNet v1 1.0@224, "
           f"{args.threads} engine threads, batch {args.batch}, {args.workers} decoding workers")
     engine = mnengine.Engine(model, threads=args.threads)
+    # What classify itself does with the cores: one-thread inferences, --threads at once.
+    one_thread = mnengine.Engine(model, threads=1)
     blocks = [paths[i:i + args.block] for i in range(0, len(paths), args.block)]
     listings = []
     for i, block in enumerate(blocks):
@@ -110,20 +114,24 @@ def measure_classify(paths: List[str], model: Path, workdir: Path, args: argpars
                 for i in range(0, len(block), args.batch)] for block in blocks]
     predict_throughput(engine, decoded[0][:4])
     print(f"command (one per block): {' '.join(classify_command('@BLOCK.txt', model, args, workdir / 'out.jsonl')[1:])}")
-    classify_rates, predict_rates, ratios, peaks = [], [], [], []
+    classify_rates, predict_rates, streams_rates, ratios, streams_ratios, peaks = [], [], [], [], [], []
     for run in range(args.runs):
         run_ratios = []
         for listing, batches in zip(listings, decoded):
             predict_rates.append(predict_throughput(engine, batches))
+            streams_rates.append(predict_throughput(one_thread, batches, streams=args.threads))
             result = run_classify(classify_command(f"@{listing}", model, args, workdir / "out.jsonl"))
             classify_rates.append(result["images_per_s"])
             peaks.append(result["peak_rss_mb"])
             run_ratios.append(100 * classify_rates[-1] / predict_rates[-1])
+            streams_ratios.append(100 * classify_rates[-1] / streams_rates[-1])
         ratios.extend(run_ratios)
         print(f"run {run + 1}: classify / predict per block, %: {' '.join(f'{r:.0f}' for r in run_ratios)}")
     print(f"classify images/s per block: {spread(classify_rates)}")
-    print(f"predict images/s per block:  {spread(predict_rates)}")
+    print(f"predict images/s per block (Engine(threads={args.threads})): {spread(predict_rates)}")
     print(f"classify / predict per block, %: {spread(ratios)}")
+    print(f"predict images/s per block, {args.threads} one-thread inferences at once: {spread(streams_rates)}")
+    print(f"classify / that, %: {spread(streams_ratios)}")
     print(f"classify peak RSS: {max(peaks):.0f} MB")
 
 
