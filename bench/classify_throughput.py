@@ -4,7 +4,7 @@ Data and Dask with two workers against one.
 
     python bench/classify_throughput.py [--images 1000] [--runs 3] [--block 200] [--threads 2]
         [--workers 2] [--batch 8] [--rss-paths 100000] [--rss-model v1-1.0-224|v1-0.25-128]
-        [--cluster-images 1000] [--skip-cluster] [--skip-rss]
+        [--cluster-images 1000] [--skip-classify] [--skip-rss] [--skip-cluster]
 
 It makes the images itself, in a temporary folder (removed at the end): random crops of the
 photos in ../shared/fixtures/photos, resized to sizes from 160x120 to 1280x720, saved as
@@ -217,6 +217,7 @@ def main() -> None:
     parser.add_argument("--rss-model", choices=["v1-1.0-224", "v1-0.25-128"], default="v1-1.0-224",
                         help="the memory run's model (v1-0.25-128: decoding-bound, 100,000 images in minutes)")
     parser.add_argument("--cluster-images", type=int, default=1000, help="images for Ray and Dask (default 1000)")
+    parser.add_argument("--skip-classify", action="store_true")
     parser.add_argument("--skip-rss", action="store_true")
     parser.add_argument("--skip-cluster", action="store_true")
     args = parser.parse_args()
@@ -229,7 +230,8 @@ def main() -> None:
         paths = make_images(workdir / "images", args.images)
         sizes = [os.path.getsize(p) for p in paths]
         print(f"{len(paths)} JPEGs, {sum(sizes) / 1e6:.0f} MB")
-        measure_classify(paths, model, workdir, args)
+        if not args.skip_classify:
+            measure_classify(paths, model, workdir, args)
         if not args.skip_rss:
             measure_rss(paths, model, workdir, args)
         if not args.skip_cluster:
