@@ -157,6 +157,10 @@ def test_dask_bag_equals_serial_predict_with_one_engine_per_worker(dask_client, 
     assert records[-1] == {"path": missing, "error": f"FileNotFoundError: No such file or directory: {missing}"}
     loads = dask_client.run(engine_loads)
     assert len(loads) == 2 and set(loads.values()) <= {0, 1} and sum(loads.values()) >= 1, loads  # 10 tasks
+    from mnengine.integrations.dask import loaded_engines
+
+    kept = dask_client.run(loaded_engines)
+    assert all(engines in ([], [(str(model_file), 1)]) for engines in kept.values()), kept
 
 
 def test_dask_classify_bag_needs_the_model_file(tmp_path):
