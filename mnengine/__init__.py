@@ -20,6 +20,7 @@ except ImportError as _error:  # pragma: no cover - depends on how Python was st
     raise
 
 from . import models, quantize
+from .classification import Classification, Prediction, classify, expand_paths
 from .engine import Engine, cpu_info
 from .errors import ModelFormatError
 from .graph import Graph, Node
@@ -29,11 +30,15 @@ from .modelfile import save as save_model
 __version__ = "0.1.0"
 
 __all__ = [
+    "Classification",
     "Engine",
     "Graph",
     "ModelFormatError",
     "Node",
+    "Prediction",
+    "classify",
     "cpu_info",
+    "expand_paths",
     "load_model",
     "models",
     "quantize",

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import pickle
 import platform
+import tempfile
+import warnings
+import zlib
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
@@ -14,6 +20,9 @@ from .graph import Graph
 from .images import is_single_image, to_batch, top_k_pairs
 
 ISA_ENVIRONMENT_VARIABLE = "MNENGINE_ISA"
+
+#: How a pickled Engine carries its model: the model file's bytes, or its path.
+PICKLE_BY = ("bytes", "path")
 
 
 def default_threads() -> int:
@@ -55,17 +64,43 @@ class Engine:
     kernels and starts ``threads`` worker threads (default: the cores available to the
     process). One Engine may be used from several Python threads at once; inference runs
     with the GIL released.
+
+    Engines pickle, so they can be sent to worker processes (multiprocessing, Ray, Dask). The
+    pickle carries the model, ``threads`` as given (None: the receiving process's cores) and
+    the kernel instruction set, so the unpickled Engine's predictions are bit-identical.
+    With ``pickle_by="bytes"`` (the default) the model travels as the model file's bytes;
+    an Engine built from a :class:`Graph` pickles the graph, as it is when pickled, written
+    as a model file. With ``pickle_by="path"`` the pickle holds only the file's absolute
+    path and checksum: the receiving process loads the file there (a shared file system)
+    and raises :class:`pickle.UnpicklingError` if it is not the same file. Pickling by
+    bytes raises :class:`pickle.PicklingError` if the file was changed since it was loaded.
+    A machine that lacks the pickled Engine's instruction set unpickles it with its own
+    (with a RuntimeWarning: outputs may then differ in the last bits).
     """
 
-    def __init__(self, model: Union[str, "os.PathLike[str]", Graph], threads: Optional[int] = None):
-        if threads is None:
-            threads = default_threads()
-        if not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= 256:
+    def __init__(self, model: Union[str, "os.PathLike[str]", Graph], threads: Optional[int] = None,
+                 pickle_by: str = "bytes"):
+        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= 256):
             raise ValueError(f"threads must be an integer from 1 to 256, got {threads!r}")
-        isa = requested_isa()
-        graph = model if isinstance(model, Graph) else modelfile.load(model)
+        if pickle_by not in PICKLE_BY:
+            raise ValueError(f"pickle_by must be one of {PICKLE_BY}, got {pickle_by!r}")
+        if isinstance(model, Graph):
+            if pickle_by == "path":
+                raise ValueError("pickle_by='path' needs a model file; an Engine built from a Graph "
+                                 "pickles the graph as model-file bytes (pickle_by='bytes')")
+            graph, source = model, model
+        else:
+            source = _ModelFile.identify(model)
+            graph = modelfile.load(model)
+        self._load(graph, threads, requested_isa(), source, pickle_by)
+
+    def _load(self, graph: Graph, threads: Optional[int], isa: str, source: "_ModelSource", pickle_by: str) -> None:
+        self._requested_threads = threads
+        self._model_source = source
+        self._pickle_by = pickle_by
         try:
-            self._network = _core.Network(isa, threads, tuple(graph.input_shape), graph.core_nodes(),
+            self._network = _core.Network(isa, default_threads() if threads is None else threads,
+                                          tuple(graph.input_shape), graph.core_nodes(),
                                           input_quantization=graph.input_quantization)
         except ValueError as e:
             raise ModelFormatError(f"{graph.name}: {e}") from None
@@ -78,6 +113,16 @@ class Engine:
         self._metadata = dict(graph.metadata)
         self._multiply_adds = graph.multiply_adds()
         self._int8 = graph.int8
+
+    def __reduce__(self) -> Tuple[Any, Tuple[Dict[str, Any]]]:
+        state: Dict[str, Any] = {"threads": self._requested_threads, "isa": self.isa, "pickle_by": self._pickle_by}
+        source = self._model_source
+        if self._pickle_by == "path":
+            assert isinstance(source, _ModelFile)
+            state["path"], state["crc32"] = source.path, source.checksum()
+        else:
+            state["model"] = _model_bytes(source)
+        return _unpickle_engine, (state,)
 
     def __repr__(self) -> str:
         return (
@@ -177,3 +222,93 @@ class Engine:
         batch = self.preprocess(x)
         out = np.empty((batch.shape[0], self.num_classes), np.float32)
         return self._network.profile(batch, out)
+
+
+@dataclasses.dataclass
+class _ModelFile:
+    """The model file an Engine loaded: its absolute path and identity (device, inode, size,
+    modification time), by which pickling tells whether the file there is still that one."""
+
+    path: str
+    identity: Tuple[int, int, int, int]
+    _crc32: Optional[int] = None
+
+    @staticmethod
+    def _identity_of(stat: os.stat_result) -> Tuple[int, int, int, int]:
+        return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+    @classmethod
+    def identify(cls, path: Union[str, "os.PathLike[str]"]) -> "_ModelFile":
+        absolute = os.path.abspath(os.fspath(path))
+        return cls(absolute, cls._identity_of(os.stat(absolute)))
+
+    def read(self) -> bytes:
+        """The file's bytes, if it is still the file that was loaded."""
+        try:
+            with open(self.path, "rb") as f:
+                if self._identity_of(os.fstat(f.fileno())) != self.identity:
+                    raise pickle.PicklingError(
+                        f"{self.path} has changed since the Engine loaded it, so the Engine cannot be "
+                        f"pickled with its model; load the file again to pickle the new model")
+                return f.read()
+        except OSError as e:
+            raise pickle.PicklingError(f"cannot read the Engine's model file to pickle it: {e}") from None
+
+    def checksum(self) -> int:
+        """CRC-32 of the whole file (read once)."""
+        if self._crc32 is None:
+            self._crc32 = zlib.crc32(self.read())
+        return self._crc32
+
+
+#: Where an Engine's model came from, which pickling sends: a file, a Graph, or the bytes of
+#: a model file (an Engine that was itself unpickled from bytes).
+_ModelSource = Union[_ModelFile, Graph, bytes]
+
+
+def _model_bytes(source: _ModelSource) -> bytes:
+    """The model file an Engine would be rebuilt from."""
+    if isinstance(source, _ModelFile):
+        return source.read()
+    if isinstance(source, Graph):
+        with tempfile.TemporaryDirectory(prefix="mnengine-pickle-") as directory:
+            path = Path(directory) / "model.bin"
+            modelfile.save(source, path)
+            return path.read_bytes()
+    return source
+
+
+def _graph_from_bytes(data: bytes) -> Graph:
+    # modelfile.load maps a file; the mapping outlives the file's removal.
+    with tempfile.TemporaryDirectory(prefix="mnengine-unpickle-") as directory:
+        path = Path(directory) / "model.bin"
+        path.write_bytes(data)
+        return modelfile.load(path)
+
+
+def _unpickle_engine(state: Dict[str, Any]) -> Engine:
+    """Rebuilds a pickled Engine: the same model, threads as given and instruction set."""
+    if "model" in state:
+        source: _ModelSource = state["model"]
+        graph = _graph_from_bytes(source)
+    else:
+        path = state["path"]
+        try:
+            data = Path(path).read_bytes()
+        except OSError as e:
+            raise pickle.UnpicklingError(f"the pickled Engine's model file cannot be read here: {e}") from None
+        if zlib.crc32(data) != state["crc32"]:
+            raise pickle.UnpicklingError(
+                f"{path} here is not the model file the Engine was pickled with (CRC-32 "
+                f"{zlib.crc32(data):#010x}, expected {state['crc32']:#010x})")
+        source = _ModelFile.identify(path)
+        graph = _graph_from_bytes(data)
+    isa = state["isa"]
+    if isa not in _core.available_isas():
+        fallback = requested_isa()
+        warnings.warn(f"the pickled Engine ran {isa!r} kernels, which this machine lacks; it runs "
+                      f"{fallback!r} here, so its outputs may differ in the last bits", RuntimeWarning)
+        isa = fallback
+    engine = Engine.__new__(Engine)
+    engine._load(graph, state["threads"], isa, source, state["pickle_by"])
+    return engine

@@ -111,3 +111,12 @@ def run_poisoned(network, x):
     out = np.full((x.shape[0], int(np.prod(network.output_shape))), np.nan, np.float32)
     network.run(np.ascontiguousarray(x, np.float32), out)
     return out.reshape((x.shape[0],) + tuple(network.output_shape))
+
+
+def import_cluster_framework(module: str, extra: str):
+    """Ray or Dask, if installed (`pip install ".[ray]"` / `".[dask]"`); their tests are
+    skipped without them, unless MNENGINE_REQUIRE_CLUSTER=1 (as in CI) makes that an error."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        skip_unless_required("MNENGINE_REQUIRE_CLUSTER", f"{module} cannot be imported ({e}): pip install \".[{extra}]\"")
