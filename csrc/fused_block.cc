@@ -1,4 +1,4 @@
-// The fused MobileNet block (see make_fused_block in operators.h).
+// The fused MobileNet block (see make_fused_block in operators.h), float32 or int8.
 //
 // A task is one band of output rows of one image. It walks its band a step of a few output
 // rows at a time: it expands the input rows the step newly needs into a ring of expanded rows
@@ -8,6 +8,7 @@
 // making a round trip through memory, and the block is one barrier instead of three or four.
 #include <algorithm>
 #include <optional>
+#include <type_traits>
 
 #include "operators.h"
 #include "packed_layers.h"
@@ -20,26 +21,54 @@ namespace {
 constexpr size_t kMinStepPixels = 24;
 constexpr size_t kMaxStepRows = 8;
 
+// What a block's layers run on, by precision: the element type, the packed layers and the
+// residual add.
+template <class Block>
+struct BlockKernels;
+
+template <>
+struct BlockKernels<FusedBlock> {
+  using T = float;
+  using Gemm = PackedGemm;
+  using FirstConv = PackedConv3x3s2c3;
+  using Depthwise = PackedDepthwise;
+  static size_t gemm_mr(const KernelSet& kernels) { return kernels.gemm_mr; }
+  static void add(const KernelSet& kernels, size_t n, float* y, const float* x, const Clamp& clamp) {
+    kernels.vadd(n, y, x, y, clamp);
+  }
+};
+
+template <>
+struct BlockKernels<Qs8FusedBlock> {
+  using T = int8_t;
+  using Gemm = PackedQs8Gemm<int8_t>;
+  using FirstConv = PackedQs8Conv3x3s2c3;
+  using Depthwise = PackedQs8Depthwise;
+  static size_t gemm_mr(const KernelSet& kernels) { return kernels.qs8.gemm_mr; }
+  static void add(const KernelSet& kernels, size_t n, int8_t* y, const int8_t* x, const Qs8AddParams& params) {
+    kernels.qs8.vadd(n, y, x, y, params);
+  }
+};
+
+template <class Block>
 class FusedBlockOperator final : public Operator {
+  using Kernels = BlockKernels<Block>;
+  using T = typename Kernels::T;
+  using Residual = std::remove_const_t<std::remove_pointer_t<decltype(Block::residual)>>;
+
  public:
-  FusedBlockOperator(const KernelSet& kernels, Shape in, const FusedBlock& block, size_t threads)
+  FusedBlockOperator(const KernelSet& kernels, Shape in, const Block& block, size_t threads)
       : kernels_(kernels), in_(in),
-        depthwise_(kernels, block_mid_shape(in, block), block.depthwise.stride,
-                   block.depthwise.padding, block.depthwise.kernel, block.depthwise.bias,
-                   block.depthwise.clamp),
+        depthwise_(kernels, block_mid_shape(in, block), block.depthwise.stride, block.depthwise.padding,
+                   block.depthwise.layer),
         out_{depthwise_.output().height, depthwise_.output().width,
              block.project ? block.project->out_channels : depthwise_.output().channels},
-        residual_(block.residual != nullptr ? *block.residual : Clamp{0.0f, 0.0f}),
-        has_residual_(block.residual != nullptr), bands_(threads) {
-    const PointwiseLayer* expand = block.expand;
-    const FirstConvLayer* first_conv = block.first_conv;
-    const PointwiseLayer* project = block.project;
+        bands_(threads) {
     const size_t mid = depthwise_.input().channels;
-    if (expand != nullptr) expand_.emplace(kernels, in.channels, mid, expand->kernel, expand->bias, expand->clamp);
-    if (first_conv != nullptr) {
-      first_conv_.emplace(kernels, in, mid, first_conv->padding, first_conv->kernel, first_conv->bias, first_conv->clamp);
-    }
-    if (project != nullptr) project_.emplace(kernels, mid, project->out_channels, project->kernel, project->bias, project->clamp);
+    if (block.expand != nullptr) expand_.emplace(kernels, in.channels, mid, block.expand->layer);
+    if (block.first_conv != nullptr) first_conv_.emplace(kernels, in, mid, block.first_conv->padding, block.first_conv->layer);
+    if (block.project != nullptr) project_.emplace(kernels, mid, block.project->out_channels, block.project->layer);
+    if (block.residual != nullptr) residual_ = *block.residual;
     step_rows_ = choose_step_rows();
     ring_rows_ = expands() ? (step_rows_ - 1) * depthwise_.stride() + 3 : 0;
   }
@@ -49,7 +78,7 @@ class FusedBlockOperator final : public Operator {
   size_t scratch_bytes() const override {
     const Shape mid = depthwise_.input();
     return (ring_rows_ * mid.width * mid.channels + (project_ ? step_rows_ * out_.width * mid.channels : 0)) *
-           sizeof(float);
+           sizeof(T);
   }
 
   void run_task(size_t task, const Tensors& tensors, void* scratch) const override {
@@ -57,10 +86,10 @@ class FusedBlockOperator final : public Operator {
     const Shape mid = depthwise_.input();
     const size_t mid_row = mid.width * mid.channels, in_row = in_.width * in_.channels;
     const size_t out_row = out_.width * out_.channels;
-    const float* x = tensors.in0<float>() + image * in_.size();
-    float* y = tensors.out<float>() + image * out_.size();
-    float* ring = static_cast<float*>(scratch);
-    float* depthwise_rows = ring + ring_rows_ * mid_row;
+    const T* x = tensors.in0<T>() + image * in_.size();
+    T* y = tensors.out<T>() + image * out_.size();
+    T* ring = static_cast<T*>(scratch);
+    T* depthwise_rows = ring + ring_rows_ * mid_row;
     const auto input_row = [&](size_t iy) {
       return expands() ? ring + iy % ring_rows_ * mid_row : x + iy * mid_row;
     };
@@ -79,16 +108,16 @@ class FusedBlockOperator final : public Operator {
       }
       depthwise_.run_rows(oy, rows, input_row, project_ ? depthwise_rows : y + oy * out_row);
       if (project_) {
-        float* out = y + oy * out_row;
+        T* out = y + oy * out_row;
         project_->run(rows * out_.width, depthwise_rows, mid.channels, out, out_.channels);
-        if (has_residual_) kernels_.vadd(rows * out_row, out, x + oy * in_row, out, residual_);
+        if (residual_) Kernels::add(kernels_, rows * out_row, out, x + oy * in_row, *residual_);
       }
     }
   }
 
  private:
   // The shape of the depthwise input: the first convolution's or the expansion's output, or the block input.
-  static Shape block_mid_shape(Shape in, const FusedBlock& block) {
+  static Shape block_mid_shape(Shape in, const Block& block) {
     if (block.first_conv != nullptr) return Window3x3(in, 2, block.first_conv->padding, block.first_conv->out_channels).out;
     return {in.height, in.width, block.expand != nullptr ? block.expand->out_channels : in.channels};
   }
@@ -98,7 +127,7 @@ class FusedBlockOperator final : public Operator {
   // Rows [begin, end) of the depthwise input into their ring slots (row iy in slot
   // iy % ring_rows_): from the first convolution a row at a time, from the 1x1 expansion as
   // one GEMM per run of slots that does not wrap.
-  void expand_rows(const float* x, size_t begin, size_t end, float* ring) const {
+  void expand_rows(const T* x, size_t begin, size_t end, T* ring) const {
     const Shape mid = depthwise_.input();
     if (first_conv_) {
       for (size_t iy = begin; iy < end; ++iy) {
@@ -119,7 +148,7 @@ class FusedBlockOperator final : public Operator {
   // The fewest output rows per step that give the GEMMs kMinStepPixels pixels, preferring
   // counts whose pixels fill whole row tiles of the kernel.
   size_t choose_step_rows() const {
-    const size_t mr = kernels_.gemm_mr;
+    const size_t mr = Kernels::gemm_mr(kernels_);
     const size_t expanded_per_row = depthwise_.stride() * in_.width;
     size_t fallback = 0;
     for (size_t rows = 1; rows <= kMaxStepRows; ++rows) {
@@ -134,13 +163,12 @@ class FusedBlockOperator final : public Operator {
 
   const KernelSet& kernels_;
   Shape in_;
-  std::optional<PackedGemm> expand_;
-  std::optional<PackedConv3x3s2c3> first_conv_;
-  PackedDepthwise depthwise_;
-  std::optional<PackedGemm> project_;
+  std::optional<typename Kernels::Gemm> expand_;
+  std::optional<typename Kernels::FirstConv> first_conv_;
+  typename Kernels::Depthwise depthwise_;
+  std::optional<typename Kernels::Gemm> project_;
   Shape out_;
-  Clamp residual_;
-  bool has_residual_;
+  std::optional<Residual> residual_;
   size_t bands_;
   size_t step_rows_ = 1;
   size_t ring_rows_ = 0;
@@ -150,7 +178,12 @@ class FusedBlockOperator final : public Operator {
 
 std::unique_ptr<Operator> make_fused_block(const KernelSet& kernels, Shape in,
                                            const FusedBlock& block, size_t threads) {
-  return std::make_unique<FusedBlockOperator>(kernels, in, block, threads);
+  return std::make_unique<FusedBlockOperator<FusedBlock>>(kernels, in, block, threads);
+}
+
+std::unique_ptr<Operator> make_fused_block(const KernelSet& kernels, Shape in,
+                                           const Qs8FusedBlock& block, size_t threads) {
+  return std::make_unique<FusedBlockOperator<Qs8FusedBlock>>(kernels, in, block, threads);
 }
 
 }  // namespace mnengine

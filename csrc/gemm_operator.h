@@ -18,10 +18,10 @@ constexpr double kBalanceMargin = 0.03;
 template <class Gemm>
 class GemmOperator final : public Operator {
  public:
-  template <class... Weights>
+  template <class Layer>
   GemmOperator(const KernelSet& kernels, size_t rows_per_image, size_t k, size_t n, size_t threads,
-               const Weights&... weights)
-      : rows_per_image_(rows_per_image), gemm_(kernels, k, n, weights...), threads_(threads) {}
+               const Layer& layer)
+      : rows_per_image_(rows_per_image), gemm_(kernels, k, n, layer), threads_(threads) {}
 
   size_t task_count(size_t batch) const override {
     const Split split = split_for(batch);

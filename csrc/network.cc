@@ -6,6 +6,7 @@
 #include <limits>
 #include <optional>
 #include <stdexcept>
+#include <type_traits>
 
 #include "isa.h"
 
@@ -312,7 +313,7 @@ struct TensorReaders {
 
 size_t fused_block_length(const std::vector<NodeSpec>& nodes, size_t first,
                           const std::vector<Shape>& shapes, const TensorReaders& readers,
-                          size_t threads, Fusion fusion) {
+                          size_t threads, Fusion fusion, bool quantized) {
   if (fusion == Fusion::never) return 0;
   const size_t n = nodes.size();
   const std::vector<size_t>& consumers = readers.count;
@@ -340,6 +341,11 @@ size_t fused_block_length(const std::vector<NodeSpec>& nodes, size_t first,
                             (operands[1] == last + 1 && operands[0] == block_input);
     if (adds_input && out.height == in.height && out.width == in.width && out.channels == in.channels) ++last;
   }
+  // In an int8 network every layer of a block computes int8 (a dequantizing GEMM, the
+  // classifier, ends the int8 layers).
+  for (size_t i = first; quantized && i <= last; ++i) {
+    if (!nodes[i].output_quantization) return 0;
+  }
   if (fusion == Fusion::always) return last - first + 1;
   if (threads > 1 && shapes[depthwise + 1].height < kMinFusedRowsPerThread * threads) return 0;
   const size_t weights = (expand ? nodes[first].kernel_size : 0) + (project ? nodes[depthwise + 1].kernel_size : 0);
@@ -347,27 +353,53 @@ size_t fused_block_length(const std::vector<NodeSpec>& nodes, size_t first,
   return last - first + 1;
 }
 
+// The fused operator of nodes [first, first + count) (a block fused_block_length found).
+// `quantization` holds each tensor id's quantization in an int8 network.
 std::unique_ptr<Operator> make_fused_operator(const KernelSet& kernels, size_t threads,
                                               const std::vector<NodeSpec>& nodes, size_t first,
-                                              size_t count, const std::vector<Shape>& shapes) {
-  const auto pointwise = [&](const NodeSpec& spec) {
-    return PointwiseLayer{spec.out_channels, spec.kernel, spec.bias, spec.clamp};
+                                              size_t count, const std::vector<Shape>& shapes,
+                                              const std::vector<Quantization>* quantization) {
+  // The layer descriptors of a node, float32 or int8.
+  const auto f32 = [&](const NodeSpec& spec) { return F32Layer{spec.kernel, spec.bias, spec.clamp}; };
+  const auto qs8 = [&](const NodeSpec& spec) {
+    return Qs8Layer{spec.qs8_kernel, spec.qs8_bias, spec.weight_scale, (*quantization)[spec.inputs[0]],
+                    *spec.output_quantization, spec.clamp};
   };
-  size_t i = first;
-  std::optional<PointwiseLayer> expand, project;
-  std::optional<FirstConvLayer> first_conv;
-  if (nodes[i].kind == OpKind::conv1x1) expand = pointwise(nodes[i++]);
-  if (nodes[i].kind == OpKind::conv3x3) {
-    const NodeSpec& conv = nodes[i++];
-    first_conv = FirstConvLayer{conv.out_channels, conv.padding, conv.kernel, conv.bias, conv.clamp};
+  const auto build = [&](auto layer, auto residual_of) {
+    using Block = BlockLayers<decltype(layer(nodes[first])),
+                              std::remove_const_t<std::remove_pointer_t<decltype(residual_of(nodes[first], 0, 0))>>>;
+    size_t i = first;
+    std::optional<typename Block::Pointwise> expand, project;
+    std::optional<typename Block::FirstConv> first_conv;
+    if (nodes[i].kind == OpKind::conv1x1) {
+      expand = typename Block::Pointwise{nodes[i].out_channels, layer(nodes[i])};
+      ++i;
+    }
+    if (nodes[i].kind == OpKind::conv3x3) {
+      first_conv = typename Block::FirstConv{nodes[i].out_channels, nodes[i].padding, layer(nodes[i])};
+      ++i;
+    }
+    const NodeSpec& dw = nodes[i++];
+    if (i < first + count && nodes[i].kind == OpKind::conv1x1) {
+      project = typename Block::Pointwise{nodes[i].out_channels, layer(nodes[i])};
+      ++i;
+    }
+    // The add's operands, whichever order the node names them in: the project's output (tensor
+    // i), then the block input.
+    const auto* residual = i < first + count ? residual_of(nodes[i], i, nodes[first].inputs[0]) : nullptr;
+    const Block block{expand ? &*expand : nullptr, first_conv ? &*first_conv : nullptr,
+                      {dw.stride, dw.padding, layer(dw)}, project ? &*project : nullptr, residual};
+    return make_fused_block(kernels, shapes[nodes[first].inputs[0]], block, threads);
+  };
+  if (quantization == nullptr) {
+    return build(f32, [](const NodeSpec& add, size_t, size_t) { return &add.clamp; });
   }
-  const NodeSpec& dw = nodes[i++];
-  if (i < first + count && nodes[i].kind == OpKind::conv1x1) project = pointwise(nodes[i++]);
-  const Clamp* residual = i < first + count ? &nodes[i].clamp : nullptr;
-  const FusedBlock block{expand ? &*expand : nullptr, first_conv ? &*first_conv : nullptr,
-                         {dw.stride, dw.padding, dw.kernel, dw.bias, dw.clamp},
-                         project ? &*project : nullptr, residual};
-  return make_fused_block(kernels, shapes[nodes[first].inputs[0]], block, threads);
+  std::optional<Qs8AddParams> add_params;
+  return build(qs8, [&](const NodeSpec& add, size_t projected, size_t block_input) {
+    add_params = qs8_add_params((*quantization)[projected], (*quantization)[block_input], *add.output_quantization,
+                                add.clamp);
+    return &*add_params;
+  });
 }
 
 struct TaskContext {
@@ -437,7 +469,8 @@ Network::Network(const std::string& isa, size_t threads, Shape input,
   // int8 tensor a float layer reads is converted once, into a tensor of its own.
   // Only the input and int8 tensors have a quantization, so an int8 layer cannot read a float
   // layer's output.
-  std::vector<Quantization> quantization(shapes_.size(), Quantization{1.0f, 0});
+  // The input's is the quantization its int8 twin gets.
+  std::vector<Quantization> quantization(shapes_.size(), input_quantization.value_or(Quantization{1.0f, 0}));
   for (size_t i = 0; i < nodes.size(); ++i) quantization[i + 1] = nodes[i].output_quantization.value_or(Quantization{1.0f, 0});
   std::vector<size_t> converted(shapes_.size(), 0);  // tensor id -> its converted twin, 0 if none
   const auto reading = [&](size_t node, size_t id) {
@@ -461,11 +494,12 @@ Network::Network(const std::string& isa, size_t threads, Shape input,
 
   const TensorReaders readers(nodes);
   for (size_t i = 0; i < nodes.size();) {
-    const size_t fused = quantized ? 0 : fused_block_length(nodes, i, node_shapes, readers, threads, fusion);
+    const size_t fused = fused_block_length(nodes, i, node_shapes, readers, threads, fusion, quantized);
     if (fused != 0) {
       // A fused block reads only its first node's input: the others are inside it.
-      add_step(make_fused_operator(kernels_, threads, nodes, i, fused, node_shapes), {i, fused},
-               {nodes[i].inputs[0]}, i + fused);
+      const size_t input = reading(i, nodes[i].inputs[0]);
+      add_step(make_fused_operator(kernels_, threads, nodes, i, fused, node_shapes, quantized ? &quantization : nullptr),
+               {i, fused}, {input}, i + fused);
       i += fused;
       continue;
     }

@@ -97,10 +97,10 @@ class Conv3x3Operator final : public Operator {
 template <class Packed>
 class Conv3x3s2c3Operator final : public Operator {
  public:
-  template <class... Weights>
+  template <class Layer>
   explicit Conv3x3s2c3Operator(const KernelSet& kernels, Shape in, size_t out_channels, Padding padding,
-                               const Weights&... weights)
-      : conv_(kernels, in, out_channels, padding, weights...) {}
+                               const Layer& layer)
+      : conv_(kernels, in, out_channels, padding, layer) {}
 
   size_t task_count(size_t batch) const override { return batch * conv_.output().height; }
 
@@ -121,10 +121,10 @@ class Conv3x3s2c3Operator final : public Operator {
 template <class Packed>
 class Depthwise3x3Operator final : public Operator {
  public:
-  template <class... Weights>
+  template <class Layer>
   Depthwise3x3Operator(const KernelSet& kernels, Shape in, size_t stride, Padding padding,
-                       const Weights&... weights)
-      : depthwise_(kernels, in, stride, padding, weights...) {}
+                       const Layer& layer)
+      : depthwise_(kernels, in, stride, padding, layer) {}
 
   // A task is a pair of output rows (the kernel's unit), the last one alone if odd.
   size_t task_count(size_t batch) const override { return batch * pairs(); }
@@ -254,16 +254,16 @@ class SigmoidOperator final : public Operator {
 std::unique_ptr<Operator> make_gemm(const KernelSet& kernels, size_t rows_per_image, size_t k,
                                     size_t n, const float* kernel, const float* bias,
                                     Clamp clamp, size_t threads) {
-  return std::make_unique<GemmOperator<PackedGemm>>(kernels, rows_per_image, k, n, threads, kernel,
-                                                    bias, clamp);
+  return std::make_unique<GemmOperator<PackedGemm>>(kernels, rows_per_image, k, n, threads,
+                                                    F32Layer{kernel, bias, clamp});
 }
 
 std::unique_ptr<Operator> make_conv3x3(const KernelSet& kernels, Shape in, size_t out_channels,
                                        size_t stride, Padding padding, const float* kernel,
                                        const float* bias, Clamp clamp) {
   if (is_first_conv(in.channels, stride)) {
-    return std::make_unique<Conv3x3s2c3Operator<PackedConv3x3s2c3>>(kernels, in, out_channels, padding, kernel,
-                                                                     bias, clamp);
+    return std::make_unique<Conv3x3s2c3Operator<PackedConv3x3s2c3>>(kernels, in, out_channels, padding,
+                                                                     F32Layer{kernel, bias, clamp});
   }
   return std::make_unique<Conv3x3Operator>(kernels, in, out_channels, stride, padding, kernel,
                                            bias, clamp);
@@ -272,8 +272,8 @@ std::unique_ptr<Operator> make_conv3x3(const KernelSet& kernels, Shape in, size_
 std::unique_ptr<Operator> make_depthwise3x3(const KernelSet& kernels, Shape in, size_t stride,
                                             Padding padding, const float* kernel,
                                             const float* bias, Clamp clamp) {
-  return std::make_unique<Depthwise3x3Operator<PackedDepthwise>>(kernels, in, stride, padding, kernel, bias,
-                                                                 clamp);
+  return std::make_unique<Depthwise3x3Operator<PackedDepthwise>>(kernels, in, stride, padding,
+                                                                 F32Layer{kernel, bias, clamp});
 }
 
 std::unique_ptr<Operator> make_add(const KernelSet& kernels, size_t size_per_image,
@@ -315,10 +315,7 @@ std::unique_ptr<Operator> make_qs8_depthwise3x3(const KernelSet& kernels, Shape 
 std::unique_ptr<Operator> make_qs8_add(const KernelSet& kernels, size_t size_per_image,
                                        Quantization a, Quantization b, Quantization output,
                                        Clamp clamp) {
-  const Qs8AddParams params{a.zero_point, b.zero_point,
-                            static_cast<float>(static_cast<double>(a.scale) / output.scale),
-                            static_cast<float>(static_cast<double>(b.scale) / output.scale),
-                            qs8_output(output, clamp)};
+  const Qs8AddParams params = qs8_add_params(a, b, output, clamp);
   return make_elementwise(size_per_image, [vadd = kernels.qs8.vadd, params](const Tensors& t, size_t begin, size_t n) {
     vadd(n, t.in0<int8_t>() + begin, t.in1<int8_t>() + begin, t.out<int8_t>() + begin, params);
   });

@@ -50,6 +50,14 @@ struct Quantization {
   int32_t zero_point;
 };
 
+// A float32 convolution or dense layer's weights: the kernel (in the layout its layer says),
+// the bias (may be null) and the fused activation's clamp.
+struct F32Layer {
+  const float* kernel;
+  const float* bias;
+  Clamp clamp;
+};
+
 // A quantized convolution or dense layer: int8 weights, int32 bias (may be null) at scale
 // input.scale * weight_scale[c], and the quantization of its input and output. The fused
 // activation's real-valued clamp becomes part of the int8 output range.
@@ -65,6 +73,10 @@ struct Qs8Layer {
 // The int8 output range of `output` under a real-valued clamp: [max(-128, zero_point +
 // round(min / scale)), min(127, zero_point + round(max / scale))], rounding to nearest even.
 Qs8Output qs8_output(Quantization output, Clamp clamp);
+
+// The parameters of an int8 add of a and b into `output`: each operand's scale over the
+// output's, computed in double and rounded to float32.
+Qs8AddParams qs8_add_params(Quantization a, Quantization b, Quantization output, Clamp clamp);
 
 // The float32 requantization scale of each of `channels` output channels:
 // float(double(input.scale) * weight_scale[c] / output.scale).
@@ -94,38 +106,38 @@ std::unique_ptr<Operator> make_depthwise3x3(const KernelSet& kernels, Shape in, 
                                             const float* bias, Clamp clamp);
 
 // A MobileNet block in one pass over its rows: [1x1 expand, or the network's first convolution]
-// -> depthwise 3x3 -> [1x1 project] [+ block input]. The tensors between its layers never leave
-// the cache: each thread streams the rows of its band through a ring of expanded rows and a few
-// depthwise output rows.
-struct PointwiseLayer {
-  size_t out_channels;
-  const float* kernel;  // [in][out]
-  const float* bias;    // may be null
-  Clamp clamp;
+// -> depthwise 3x3 -> [1x1 project] [+ block input], in float32 (Layer F32Layer, Residual
+// Clamp) or int8 (Qs8Layer, Qs8AddParams: every layer int8, the add requantized). The tensors
+// between its layers never leave the cache: each thread streams the rows of its band through a
+// ring of expanded rows and a few depthwise output rows.
+template <class Layer, class Residual>
+struct BlockLayers {
+  struct Pointwise {
+    size_t out_channels;
+    Layer layer;  // kernel [in][out]
+  };
+  struct FirstConv {  // 3x3, stride 2, 3 input channels (is_first_conv)
+    size_t out_channels;
+    Padding padding;
+    Layer layer;  // kernel [3][3][3][out]
+  };
+  struct Depthwise {
+    size_t stride;
+    Padding padding;
+    Layer layer;  // kernel [3][3][channels]
+  };
+  const Pointwise* expand;      // null: the depthwise reads the block input (or first_conv's)
+  const FirstConv* first_conv;  // instead of expand: the rows come from the first convolution
+  Depthwise depthwise;
+  const Pointwise* project;  // null: the block outputs the depthwise result
+  const Residual* residual;  // non-null: adds the block input (stride 1, same channels)
 };
-struct FirstConvLayer {  // 3x3, stride 2, 3 input channels (is_first_conv)
-  size_t out_channels;
-  Padding padding;
-  const float* kernel;  // [3][3][3][out]
-  const float* bias;    // may be null
-  Clamp clamp;
-};
-struct DepthwiseLayer {
-  size_t stride;
-  Padding padding;
-  const float* kernel;  // [3][3][channels]
-  const float* bias;    // may be null
-  Clamp clamp;
-};
-struct FusedBlock {
-  const PointwiseLayer* expand;   // null: the depthwise reads the block input (or first_conv's)
-  const FirstConvLayer* first_conv;  // instead of expand: the rows come from the first convolution
-  DepthwiseLayer depthwise;
-  const PointwiseLayer* project;  // null: the block outputs the depthwise result
-  const Clamp* residual;          // non-null: adds the block input (stride 1, same channels)
-};
+using FusedBlock = BlockLayers<F32Layer, Clamp>;
+using Qs8FusedBlock = BlockLayers<Qs8Layer, Qs8AddParams>;
 std::unique_ptr<Operator> make_fused_block(const KernelSet& kernels, Shape in,
                                            const FusedBlock& block, size_t threads);
+std::unique_ptr<Operator> make_fused_block(const KernelSet& kernels, Shape in,
+                                           const Qs8FusedBlock& block, size_t threads);
 
 std::unique_ptr<Operator> make_add(const KernelSet& kernels, size_t size_per_image, Clamp clamp);
 

@@ -34,6 +34,11 @@ Qs8Output qs8_output(Quantization output, Clamp clamp) {
           static_cast<float>(std::max(low, high) - output.zero_point)};
 }
 
+Qs8AddParams qs8_add_params(Quantization a, Quantization b, Quantization output, Clamp clamp) {
+  return {a.zero_point, b.zero_point, static_cast<float>(static_cast<double>(a.scale) / output.scale),
+          static_cast<float>(static_cast<double>(b.scale) / output.scale), qs8_output(output, clamp)};
+}
+
 std::vector<float> qs8_requantization_scales(const Qs8Layer& layer, size_t channels) {
   std::vector<float> scales(channels);
   for (size_t c = 0; c < channels; ++c) {
@@ -47,10 +52,9 @@ GemmTiling::GemmTiling(size_t mr, size_t nr, size_t n, size_t panel_bytes)
     : mr_(mr), nr_(nr), n_(n),
       panels_per_block_(round_up(std::max<size_t>(1, kGemmBlockBytes / panel_bytes), kPanelGroup)) {}
 
-PackedGemm::PackedGemm(const KernelSet& kernels, size_t k, size_t n, const float* kernel,
-                       const float* bias, Clamp clamp)
-    : kernels_(kernels), k_(k), n_(n), packed_(pack_gemm_weights(k, n, kernels.gemm_nr, kernel, bias)),
-      clamp_(clamp), tiling_(kernels.gemm_mr, kernels.gemm_nr, n, (k + 1) * kernels.gemm_nr * sizeof(float)) {}
+PackedGemm::PackedGemm(const KernelSet& kernels, size_t k, size_t n, const F32Layer& layer)
+    : kernels_(kernels), k_(k), n_(n), packed_(pack_gemm_weights(k, n, kernels.gemm_nr, layer.kernel, layer.bias)),
+      clamp_(layer.clamp), tiling_(kernels.gemm_mr, kernels.gemm_nr, n, (k + 1) * kernels.gemm_nr * sizeof(float)) {}
 
 void PackedGemm::run(size_t rows, const float* a, size_t a_stride, float* c, size_t c_stride,
                      size_t panel_begin, size_t panel_end) const {
@@ -100,11 +104,10 @@ template class PackedQs8Gemm<int8_t>;
 template class PackedQs8Gemm<float>;
 
 PackedConv3x3s2c3::PackedConv3x3s2c3(const KernelSet& kernels, Shape in, size_t out_channels,
-                                     Padding padding, const float* kernel, const float* bias,
-                                     Clamp clamp)
+                                     Padding padding, const F32Layer& layer)
     : kernels_(kernels), window_(in, 2, padding, out_channels),
-      packed_(pack_channel_group_weights(out_channels, 27, kernels.conv3x3s2c3_cr, kernel, bias)),
-      zero_row_(in.width * 3), clamp_(clamp) {}
+      packed_(pack_channel_group_weights(out_channels, 27, kernels.conv3x3s2c3_cr, layer.kernel, layer.bias)),
+      zero_row_(in.width * 3), clamp_(layer.clamp) {}
 
 PackedQs8Conv3x3s2c3::PackedQs8Conv3x3s2c3(const KernelSet& kernels, Shape in, size_t out_channels,
                                            Padding padding, const Qs8Layer& layer)
@@ -116,11 +119,10 @@ PackedQs8Conv3x3s2c3::PackedQs8Conv3x3s2c3(const KernelSet& kernels, Shape in, s
       output_(qs8_output(layer.output, layer.clamp)) {}
 
 PackedDepthwise::PackedDepthwise(const KernelSet& kernels, Shape in, size_t stride,
-                                 Padding padding, const float* kernel, const float* bias,
-                                 Clamp clamp)
+                                 Padding padding, const F32Layer& layer)
     : kernels_(kernels), window_(in, stride, padding, in.channels),
-      packed_(pack_channel_group_weights(in.channels, 9, kernels.dwconv_cr, kernel, bias)),
-      zero_row_(in.width * in.channels), clamp_(clamp) {}
+      packed_(pack_channel_group_weights(in.channels, 9, kernels.dwconv_cr, layer.kernel, layer.bias)),
+      zero_row_(in.width * in.channels), clamp_(layer.clamp) {}
 
 PackedQs8Depthwise::PackedQs8Depthwise(const KernelSet& kernels, Shape in, size_t stride,
                                        Padding padding, const Qs8Layer& layer)

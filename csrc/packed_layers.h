@@ -50,8 +50,7 @@ class PackedGemm {
   using Input = float;
   using Output = float;
 
-  PackedGemm(const KernelSet& kernels, size_t k, size_t n, const float* kernel, const float* bias,
-             Clamp clamp);
+  PackedGemm(const KernelSet& kernels, size_t k, size_t n, const F32Layer& layer);
 
   size_t k() const { return k_; }
   size_t n() const { return n_; }
@@ -115,7 +114,7 @@ class PackedConv3x3s2c3 {
   using Element = float;
 
   PackedConv3x3s2c3(const KernelSet& kernels, Shape in, size_t out_channels, Padding padding,
-                    const float* kernel, const float* bias, Clamp clamp);
+                    const F32Layer& layer);
 
   Shape input() const { return window_.in; }
   Shape output() const { return window_.out; }
@@ -186,7 +185,7 @@ class PackedDepthwise {
   using Element = float;
 
   PackedDepthwise(const KernelSet& kernels, Shape in, size_t stride, Padding padding,
-                  const float* kernel, const float* bias, Clamp clamp);
+                  const F32Layer& layer);
 
   Shape input() const { return window_.in; }
   Shape output() const { return window_.out; }

@@ -6,7 +6,8 @@ The network fuses a block only where it pays (a large expanded tensor, small wei
 rows per thread); these tests force fusion (`fusion="always"`) to run the fused operator at
 every shape: odd and even sizes down to 1x1, each padding mode, steps of rows meeting every
 ring position, and two and three threads splitting images into bands (some empty) whose shared
-rows are expanded twice. The automatic policy is checked on its own.
+rows are expanded twice. The automatic policy is checked on its own. The int8 fused block runs
+over the same cases against the integer reference, bit for bit.
 """
 
 import itertools
@@ -15,9 +16,13 @@ import numpy as np
 import pytest
 
 import reference
+import reference_qs8 as ref_qs8
 from conftest import run_poisoned
+from mnengine import _core
+from mnengine.graph import ACTIVATIONS, Graph, Node
 from test_kernels import apply_activation, network, padding_for
-from mnengine.graph import ACTIVATIONS, Node
+from test_qs8_kernels import (assert_bit_exact, output_quantization_for, random_int8, random_quantization,
+                              random_weights, run_qs8_poisoned)
 
 TOLERANCE = 1e-5
 PATTERNS = ["expand+depthwise", "depthwise+project", "expand+depthwise+project", "expand+depthwise+project+add",
@@ -145,3 +150,74 @@ def test_never_fused_matches_fused(isa, rng):
     fused = run_poisoned(network(isa, 2, (19, 23, 5), *nodes, fusion="always"), x)
     unfused = run_poisoned(network(isa, 2, (19, 23, 5), *nodes, fusion="never"), x)
     np.testing.assert_array_equal(fused, unfused)
+
+
+def qs8_block_nodes(rng, pattern, c_in, c_mid, c_out, stride, padding, activations, input_q, x, conv_padding=None):
+    """The int8 nodes of one block, their output quantizations chosen on the block's input `x`
+    to spread each layer's outputs over the int8 range, and the block's output by the integer
+    reference run layer by layer."""
+    nodes = []
+    source, y, y_q, channels = "input", x, input_q, c_in
+    for i, layer in enumerate(pattern.split("+")):
+        activation = activations[i % len(activations)]
+        if layer == "add":
+            q = (float(np.float32(y_q[0] * 1.5)), int(rng.integers(-20, 20)))
+            nodes.append(Node("add", "add", [source, "input"], activation=activation, quantization=q))
+            y, y_q = ref_qs8.add(y, y_q, x, input_q, q, activation), q
+            source = "add"
+            continue
+        if layer in ("expand", "project"):
+            out_channels = c_mid if layer == "expand" else c_out
+            w = random_weights(rng, (channels, out_channels), out_channels)
+            sums = ref_qs8.conv_sums(y, y_q[1], w["kernel"][None, None], w["bias"], 1, (0, 0, 0, 0))
+            op, node_stride, node_padding, channels = "conv1x1", 1, (0, 0, 0, 0), out_channels
+            if layer == "project":
+                activation = "linear"
+        elif layer == "conv":
+            w = random_weights(rng, (3, 3, 3, c_mid), c_mid)
+            sums = ref_qs8.conv_sums(y, y_q[1], w["kernel"], w["bias"], 2, conv_padding)
+            op, node_stride, node_padding, channels = "conv3x3", 2, conv_padding, c_mid
+        else:
+            w = random_weights(rng, (3, 3, channels), channels)
+            sums = ref_qs8.depthwise_sums(y, y_q[1], w["kernel"], w["bias"], stride, padding)
+            op, node_stride, node_padding = "depthwise3x3", stride, padding
+        q = output_quantization_for(rng, sums, y_q, w["weight_scale"])
+        nodes.append(Node(layer, op, [source], w, node_stride, node_padding, activation, q))
+        y = ref_qs8.requantize_sums(sums, ref_qs8.channel_scales(y_q[0], w["weight_scale"], q[0]), q, activation)
+        y_q, source = q, layer
+    return nodes, y
+
+
+@pytest.mark.parametrize("pattern,h,w,c_in,c_mid,c_out,stride,mode,batch,threads", cases())
+def test_qs8_fused_block(qs8_isa, rng, pattern, h, w, c_in, c_mid, c_out, stride, mode, batch, threads):
+    """The int8 fused block, bit for bit against the integer reference of its layers."""
+    conv_padding = None
+    mid_h, mid_w = h, w
+    if pattern.startswith("conv"):
+        conv_padding = fitting_padding(mode, h, w, 2)
+        mid_h = (h + conv_padding[0] + conv_padding[1] - 3) // 2 + 1
+        mid_w = (w + conv_padding[2] + conv_padding[3] - 3) // 2 + 1
+    padding = fitting_padding(mode, mid_h, mid_w, stride)
+    activations = list(ACTIVATIONS)[::-1] if batch == 1 else list(ACTIVATIONS)
+    input_q = random_quantization(rng)
+    x = random_int8(rng, (batch, h, w, c_in))
+    nodes, expected = qs8_block_nodes(rng, pattern, c_in, c_mid, c_out, stride, padding, activations, input_q, x,
+                                      conv_padding)
+    graph = Graph("block", (h, w, c_in), nodes, input_quantization=input_q)
+    net = _core.Network(qs8_isa, threads, (h, w, c_in), graph.core_nodes(), "always", input_q)
+    assert net.steps == [(0, 0), (0, len(nodes)), (len(nodes), 0)], f"not fused: {net.steps}"
+    assert_bit_exact(run_qs8_poisoned(net, x), expected)
+
+
+def test_qs8_automatic_fusion(qs8_isa, rng):
+    """An int8 network fuses a block where a float one would, and fused or not computes the
+    same int8 values."""
+    input_q = random_quantization(rng)
+    x = random_int8(rng, (2, 56, 56, 8))
+    nodes, expected = qs8_block_nodes(rng, "expand+depthwise+project+add", 8, 48, 8, 1, (1, 1, 1, 1), ["relu6"],
+                                      input_q, x)
+    graph = Graph("block", (56, 56, 8), nodes, input_quantization=input_q)
+    for fusion, steps in (("auto", [(0, 0), (0, 4), (4, 0)]), ("never", [(0, 0), (0, 1), (1, 1), (2, 1), (3, 1), (4, 0)])):
+        net = _core.Network(qs8_isa, 2, (56, 56, 8), graph.core_nodes(), fusion, input_q)
+        assert net.steps == steps
+        assert_bit_exact(run_qs8_poisoned(net, x), expected)
