@@ -20,7 +20,8 @@ except ImportError as _error:  # pragma: no cover - depends on how Python was st
     raise
 
 from . import models, quantize
-from .classification import Classification, Prediction, classify, expand_paths
+from .classification import Classification, Prediction, classify
+from .images import expand_paths
 from .engine import Engine, cpu_info
 from .errors import ModelFormatError
 from .graph import Graph, Node

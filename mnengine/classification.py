@@ -10,24 +10,20 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import glob
 import itertools
 import os
-from pathlib import Path
 from typing import Any, Deque, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .engine import Engine, default_threads
 from .graph import Graph
-from .images import top_k_pairs
-from .quantize import IMAGE_EXTENSIONS  # the files a folder contributes, as for calibration
+from .images import PathLike, top_k_pairs
 
 
 #: Images per inference call when the caller does not say.
 DEFAULT_BATCH = 8
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 class Prediction(NamedTuple):
@@ -196,44 +192,3 @@ def describe_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
-def expand_paths(specs: Sequence[PathLike], recursive: bool = True) -> Iterator[str]:
-    """The image files that command-line PATH arguments name, lazily, in argument order.
-
-    Each spec is a file (passed through as is, image or not), a folder (its files with an
-    image extension, in sorted order, searched recursively unless ``recursive`` is False), a
-    glob pattern (``photos/*.jpg``, ``**`` matching folders recursively; sorted), or
-    ``@list.txt``: a text file read lazily, one path per line (blank lines skipped; the
-    lines are taken as file paths, not expanded further). A spec that names nothing is
-    passed through, so that classifying it reports the missing file.
-    """
-    for spec in specs:
-        spec = os.fspath(spec)
-        if spec.startswith("@"):
-            yield from _read_list(spec[1:])
-        elif os.path.isdir(spec):
-            yield from _folder_images(Path(spec), recursive)
-        elif not os.path.exists(spec) and any(c in spec for c in "*?["):
-            matches = sorted(glob.glob(spec, recursive=True))
-            for match in matches:
-                if os.path.isdir(match):
-                    yield from _folder_images(Path(match), recursive)
-                else:
-                    yield match
-            if not matches:
-                yield spec
-        else:
-            yield spec
-
-
-def _folder_images(folder: Path, recursive: bool) -> List[str]:
-    candidates = folder.rglob("*") if recursive else folder.iterdir()
-    # Path order compares component by component: a folder's files stay together.
-    return [str(p) for p in sorted(candidates) if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
-
-
-def _read_list(list_file: str) -> Iterator[str]:
-    with open(list_file, encoding="utf-8") as lines:
-        for line in lines:
-            path = line.rstrip("\r\n")
-            if path.strip():
-                yield path

@@ -17,7 +17,8 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional, Sequence, TextIO
 
-from .classification import DEFAULT_BATCH, Classification, classify, expand_paths
+from .classification import DEFAULT_BATCH, Classification, classify
+from .images import expand_paths
 from .errors import ModelFormatError
 from .modelfile import load as load_model
 

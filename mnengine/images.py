@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import glob
 import os
 from pathlib import Path
-from typing import Any, List, Tuple
+from typing import Any, Iterator, List, Sequence, Tuple, Union
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -12,6 +13,11 @@ from PIL import Image, UnidentifiedImageError
 from .graph import Shape
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+
+#: The files a folder contributes as images (to classify, to calibrate on).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+PathLike = Union[str, "os.PathLike[str]"]
 
 
 def _describe(x: Any) -> str:
@@ -140,3 +146,46 @@ def top_k_pairs(probabilities: np.ndarray, k: int, labels: List[str] | None) -> 
         order = np.argsort(-row, kind="stable")[:k]
         result.append([(labels[i] if labels is not None else int(i), float(row[i])) for i in order])
     return result
+
+
+def expand_paths(specs: Sequence[PathLike], recursive: bool = True) -> Iterator[str]:
+    """The image files that command-line PATH arguments name, lazily, in argument order.
+
+    Each spec is a file (passed through as is, image or not), a folder (its files with an
+    image extension, in sorted order, searched recursively unless ``recursive`` is False), a
+    glob pattern (``photos/*.jpg``, ``**`` matching folders recursively; sorted), or
+    ``@list.txt``: a text file read lazily, one path per line (blank lines skipped; the
+    lines are taken as file paths, not expanded further). A spec that names nothing is
+    passed through, so that classifying it reports the missing file.
+    """
+    for spec in specs:
+        spec = os.fspath(spec)
+        if spec.startswith("@"):
+            yield from _read_list(spec[1:])
+        elif os.path.isdir(spec):
+            yield from _folder_images(Path(spec), recursive)
+        elif not os.path.exists(spec) and any(c in spec for c in "*?["):
+            matches = sorted(glob.glob(spec, recursive=True))
+            for match in matches:
+                if os.path.isdir(match):
+                    yield from _folder_images(Path(match), recursive)
+                else:
+                    yield match
+            if not matches:
+                yield spec
+        else:
+            yield spec
+
+
+def _folder_images(folder: Path, recursive: bool) -> List[str]:
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    # Path order compares component by component: a folder's files stay together.
+    return [str(p) for p in sorted(candidates) if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
+
+
+def _read_list(list_file: str) -> Iterator[str]:
+    with open(list_file, encoding="utf-8") as lines:
+        for line in lines:
+            path = line.rstrip("\r\n")
+            if path.strip():
+                yield path

@@ -23,7 +23,6 @@ input itself and returns float32 outputs, so an int8 model file is used as a flo
 from __future__ import annotations
 
 import dataclasses
-import glob
 import math
 import os
 from pathlib import Path
@@ -34,14 +33,12 @@ import numpy as np
 from . import _core
 from .engine import default_threads, requested_isa
 from .graph import DEQUANTIZING_OPS, FLOAT_OPS, INPUT, MAX_INT8_BIAS, Graph, Node, Quantization
-from .images import is_single_image, to_batch
+from .images import expand_paths, is_single_image, to_batch
 
-__all__ = ["DEFAULT_CALIBRATION_COUNT", "IMAGE_EXTENSIONS", "calibration_files", "quantize"]
+__all__ = ["DEFAULT_CALIBRATION_COUNT", "calibration_files", "quantize"]
 
 #: Calibration images used when the caller does not say how many.
 DEFAULT_CALIBRATION_COUNT = 100
-#: Files a calibration folder contributes.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 #: Images run through the float network at once while calibrating.
 _CALIBRATION_BATCH = 8
 #: The real range of a preprocessed input, by preprocessing.
@@ -52,20 +49,16 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 def calibration_files(source: Union[PathLike, Sequence[PathLike]], count: int = DEFAULT_CALIBRATION_COUNT) -> List[Path]:
     """The image files of `source` (a folder, searched recursively for image extensions; a glob
-    pattern; one file; or a list of files), sorted, and at most `count` of them spread evenly
-    over that order. Raises ValueError if there are none."""
+    pattern; a file; ``@list.txt``; or a list of these: see :func:`mnengine.expand_paths`), and
+    at most `count` of them spread evenly over that order. Raises ValueError if there are none
+    or one does not exist."""
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         raise ValueError(f"calibration count must be a positive integer, got {count!r}")
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
-        elif path.is_file():
-            files = [path]
-        else:
-            files = sorted(Path(p) for p in glob.glob(str(source), recursive=True) if Path(p).is_file())
-    else:
-        files = [Path(p) for p in source]
+    specs = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    files = [Path(p) for p in expand_paths(specs)]
+    missing = next((p for p in files if not p.is_file()), None)
+    if missing is not None:
+        raise ValueError(f"calibration image {missing} does not exist (or is not a file)")
     if not files:
         raise ValueError(f"no calibration images found in {source}: expected a folder of images, a glob or files")
     if len(files) > count:
