@@ -44,7 +44,7 @@ const KernelSet& avx512f_kernels() {
       /*gemm_mr=*/7, /*gemm_nr=*/32, f32_gemm_7x32__avx512f,
       f32_igemm_7x32__avx512f,
       /*dwconv_cr=*/16, f32_dwconv3x3__avx512f,
-      /*conv3x3s2c3_cr=*/8, f32_conv3x3s2c3__avx2_fma,
+      /*conv3x3s2c3_cr=*/16, f32_conv3x3s2c3__avx512f,
       f32_vadd__avx2,
       f32_gavgpool__avx2,
       f32_gmaxpool__avx2,
