@@ -1,5 +1,5 @@
 """llvm-mca's estimate of mnengine's aarch64 inner loops, in cycles per multiply-add, for the
-cores LLVM models (there is no ARM hardware here; bench/ARM-ESTIMATES.md has the method, the
+cores LLVM models (there is no ARM hardware here; bench/RESULTS.md (aarch64 section) has the method, the
 results and their limits).
 
     python bench/arm_mca.py [--loop NAME=FILE.s[:LABEL] ...]
@@ -85,7 +85,7 @@ def multiply_adds(line: str) -> int:
 def wide_loads(line: str) -> int:
     """The 128-bit vector registers one instruction loads (LDR/LDUR/LDP of q registers, LD1 of
     16-byte arrangements): on Cortex-A53 and A55 each one blocks dual issue for 2 cycles,
-    which LLVM 14's models of them do not know (bench/ARM-ESTIMATES.md)."""
+    which LLVM 14's models of them do not know (bench/RESULTS.md (aarch64 section))."""
     text = line.split("//")[0].strip().lower()
     mnemonic = text.split()[0] if text else ""
     if mnemonic in ("ldr", "ldur", "ldp"):
