@@ -42,15 +42,15 @@ void qs8_dequantize__scalar(size_t n, const int8_t* x, float* y, int32_t zero_po
 
 uint64_t qs8_dot_peak__scalar(uint64_t iterations, int32_t* sink) {
   constexpr int kChains = 8;
-  int32_t acc[kChains] = {};
+  uint32_t acc[kChains] = {};  // the sums wrap (unsigned: defined) over long runs
   int8_t a = 3, b = -5;
   for (uint64_t it = 0; it < iterations; ++it) {
-    for (int i = 0; i < kChains; ++i) acc[i] += a * b;
+    for (int i = 0; i < kChains; ++i) acc[i] += static_cast<uint32_t>(a * b);
     a = static_cast<int8_t>(a ^ 1);  // keeps the compiler from folding the loop into a product
   }
-  int32_t sum = 0;
-  for (int32_t v : acc) sum += v;
-  *sink = sum;
+  uint32_t sum = 0;
+  for (uint32_t v : acc) sum += v;
+  *sink = static_cast<int32_t>(sum);
   return iterations * kChains;
 }
 

@@ -36,7 +36,9 @@ uint64_t qs8_dot_peak__avx2(uint64_t iterations, int32_t* sink) {
       _mm256_add_epi32(_mm256_add_epi32(s8, s9), _mm256_add_epi32(s10, s11)));
   alignas(32) int32_t lanes[8];
   _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), sum);
-  *sink = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7];
+  uint32_t total = 0;  // wraps: only its dependence on every chain matters
+  for (int32_t lane : lanes) total += static_cast<uint32_t>(lane);
+  *sink = static_cast<int32_t>(total);
   return iterations * 12 * 16;
 }
 

@@ -34,9 +34,9 @@ uint64_t qs8_dot_peak__avx512vnni(uint64_t iterations, int32_t* sink) {
       _mm512_add_epi32(_mm512_add_epi32(s8, s9), _mm512_add_epi32(s10, s11)));
   alignas(64) int32_t lanes[16];
   _mm512_store_si512(lanes, sum);
-  int32_t total = 0;
-  for (int32_t lane : lanes) total += lane;
-  *sink = total;
+  uint32_t total = 0;  // wraps: only its dependence on every chain matters
+  for (int32_t lane : lanes) total += static_cast<uint32_t>(lane);
+  *sink = static_cast<int32_t>(total);
   return iterations * 12 * 64;
 }
 
