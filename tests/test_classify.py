@@ -295,8 +295,6 @@ def test_mnengine_command_dispatches_subcommands(capsys):
                        "mnengine-export": "mnengine.export.__main__:main"}
 
 
-
-
 def wait_for_lines(path, count, process, timeout=120):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
@@ -306,6 +304,12 @@ def wait_for_lines(path, count, process, timeout=120):
     raise AssertionError(f"{path} did not reach {count} lines (exit status {process.poll()})")
 
 
+def default_sigint():
+    """Ctrl-C as a terminal delivers it: a shell without job control starts background commands
+    with SIGINT ignored, and a Python started that way never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("name", ["out.jsonl", "out.json"])  # a .csv is flushed as a .jsonl is
 def test_ctrl_c_keeps_a_valid_flushed_output(engine, model_file, folder, tmp_path, name):
     listing = tmp_path / "many.txt"
@@ -313,7 +317,8 @@ def test_ctrl_c_keeps_a_valid_flushed_output(engine, model_file, folder, tmp_pat
     out = tmp_path / name
     process = subprocess.Popen([sys.executable, "-m", "mnengine.classify", f"@{listing}", "--model", str(model_file),
                                 "--batch", "4", "--threads", "1", "--output", str(out)],
-                               cwd=tempfile.gettempdir(), stderr=subprocess.PIPE, text=True)
+                               cwd=tempfile.gettempdir(), stderr=subprocess.PIPE, text=True,
+                               preexec_fn=default_sigint)
     try:
         wait_for_lines(out, 20, process)
         process.send_signal(signal.SIGINT)
