@@ -145,9 +145,10 @@ _V3_BLOCKS = {
 }
 
 
-def mobilenet_v3(x, w: Weights, model_type="small", minimalistic=False, include_top=True):
+def mobilenet_v3(x, w: Weights, model_type="small", minimalistic=False, include_top=True, classifier_activation="softmax"):
     """keras.applications.MobileNetV3Small/Large's forward pass on input x (N, H, W, 3) already
-    rescaled to [-1, 1] (its Rescaling layer), with an input shape given (correct_pad sees it)."""
+    rescaled to [-1, 1] (its Rescaling layer), with an input shape given (correct_pad sees it).
+    classifier_activation=None returns the logits."""
     activation = relu if minimalistic else hard_swish
     h, wd = x.shape[1:3]
     x = conv2d(x, w["conv"]["kernel"], stride=2, padding=keras_same_padding(h, 2) + keras_same_padding(wd, 2))
@@ -179,8 +180,8 @@ def mobilenet_v3(x, w: Weights, model_type="small", minimalistic=False, include_
         return x
     x = x.mean(axis=(1, 2), keepdims=True)
     x = activation(conv2d(x, w["conv_2"]["kernel"], w["conv_2"]["bias"]))
-    x = conv2d(x, w["logits"]["kernel"], w["logits"]["bias"])
-    return softmax(x.reshape(x.shape[0], -1))
+    x = conv2d(x, w["logits"]["kernel"], w["logits"]["bias"]).reshape(x.shape[0], -1)
+    return x if classifier_activation is None else softmax(x)
 
 
 def relative_error(actual, expected, scale=None) -> float:
