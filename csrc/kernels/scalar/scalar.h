@@ -49,4 +49,17 @@ inline float clamp_value(float x, Clamp clamp) {
   return x > clamp.max ? clamp.max : x;
 }
 
+// Hard-swish, x * relu6(x + 3) / 6, as every kernel computes it (Clamp in common.h):
+// t = min(max(x + 3, 0), 6), then (x * t) * (1/6).
+inline float hard_swish_value(float x) {
+  const float t = clamp_value(x + 3.0f, Clamp{0.0f, 6.0f});
+  return x * t * (1.0f / 6.0f);
+}
+
+// The output stage of the f32 convolution kernels: hard-swish if the clamp asks for it, then
+// the clamp (the SIMD kernels' is f32-output-stage.h).
+inline float output_value(float y, Clamp clamp) {
+  return clamp_value(clamp.hard_swish ? hard_swish_value(y) : y, clamp);
+}
+
 }  // namespace mnengine
