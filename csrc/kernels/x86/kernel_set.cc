@@ -33,6 +33,7 @@ const KernelSet& avx2_fma_kernels() {
       f32_gmaxpool__avx2,
       f32_softmax__avx2_fma,
       f32_fma_peak__avx2_fma,
+      f32_dwconv5x5__avx2_fma,
       qs8_avx2_kernels(),
   };
   return set;
@@ -50,6 +51,7 @@ const KernelSet& avx512f_kernels() {
       f32_gmaxpool__avx2,
       f32_softmax__avx2_fma,
       f32_fma_peak__avx512f,
+      f32_dwconv5x5__avx512f,
       qs8_avx2_kernels(),
   };
   return set;
