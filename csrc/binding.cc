@@ -31,6 +31,7 @@ OpKind parse_kind(const std::string& name) {
       {"conv1x1", OpKind::conv1x1},
       {"dense", OpKind::dense},
       {"depthwise3x3", OpKind::depthwise3x3},
+      {"depthwise5x5", OpKind::depthwise5x5},
       {"add", OpKind::add},
       {"global_avg_pool", OpKind::global_avg_pool},
       {"global_max_pool", OpKind::global_max_pool},

@@ -20,6 +20,7 @@ enum class OpKind {
   conv1x1,          // pointwise convolution, kernel [in][out]
   dense,            // fully connected on the flattened (H, W, C) input, kernel [H*W*C][out]
   depthwise3x3,     // depthwise 3x3 convolution, kernel [3][3][C]
+  depthwise5x5,     // depthwise 5x5 convolution, kernel [5][5][C] (float32 networks only)
   add,              // element-wise sum of two tensors of one shape
   global_avg_pool,  // mean over H and W
   global_max_pool,  // max over H and W
@@ -47,7 +48,7 @@ struct NodeSpec {
   OpKind kind;
   std::vector<size_t> inputs;  // tensor ids: 0 is the network input, i + 1 the output of node i
   size_t out_channels = 0;     // conv3x3, conv1x1, dense
-  size_t stride = 1;           // conv3x3, depthwise3x3
+  size_t stride = 1;           // conv3x3, depthwise3x3, depthwise5x5
   Padding padding{0, 0, 0, 0};
   Clamp clamp{-std::numeric_limits<float>::infinity(), std::numeric_limits<float>::infinity()};
   const float* kernel = nullptr;

@@ -28,7 +28,7 @@ class Conv3x3Operator final : public Operator {
  public:
   Conv3x3Operator(const KernelSet& kernels, Shape in, size_t out_channels, size_t stride,
                   Padding padding, const float* kernel, const float* bias, Clamp clamp)
-      : kernels_(kernels), window_(in, stride, padding, out_channels), run_(3 * in.channels),
+      : kernels_(kernels), window_(in, 3, stride, padding, out_channels), run_(3 * in.channels),
         packed_(pack_gemm_weights(3 * run_, out_channels, kernels.gemm_nr, kernel, bias)),
         zero_run_(run_), clamp_(clamp) {
     if (kernels.gemm_mr > kMaxGemmRows) throw std::logic_error("gemm_mr exceeds kMaxGemmRows");
@@ -82,7 +82,7 @@ class Conv3x3Operator final : public Operator {
 
  private:
   const KernelSet& kernels_;
-  Window3x3 window_;
+  Window window_;
   size_t run_;  // floats in one kernel row of a window: 3 pixels x C_in
   AlignedBuffer packed_;
   AlignedBuffer zero_run_;
@@ -117,14 +117,14 @@ class Conv3x3s2c3Operator final : public Operator {
   Packed conv_;
 };
 
-// A depthwise 3x3 layer, float32 or int8 (PackedDepthwise, PackedQs8Depthwise).
+// A depthwise layer, float32 (3x3 or 5x5, PackedDepthwise) or int8 (3x3, PackedQs8Depthwise).
 template <class Packed>
-class Depthwise3x3Operator final : public Operator {
+class DepthwiseOperator final : public Operator {
  public:
   template <class Layer>
-  Depthwise3x3Operator(const KernelSet& kernels, Shape in, size_t stride, Padding padding,
-                       const Layer& layer)
-      : depthwise_(kernels, in, stride, padding, layer) {}
+  DepthwiseOperator(const KernelSet& kernels, Shape in, size_t kernel_size, size_t stride, Padding padding,
+                    const Layer& layer)
+      : depthwise_(kernels, in, kernel_size, stride, padding, layer) {}
 
   // A task is a pair of output rows (the kernel's unit), the last one alone if odd.
   size_t task_count(size_t batch) const override { return batch * pairs(); }
@@ -294,11 +294,14 @@ std::unique_ptr<Operator> make_conv3x3(const KernelSet& kernels, Shape in, size_
                                            bias, clamp);
 }
 
-std::unique_ptr<Operator> make_depthwise3x3(const KernelSet& kernels, Shape in, size_t stride,
-                                            Padding padding, const float* kernel,
-                                            const float* bias, Clamp clamp) {
-  return std::make_unique<Depthwise3x3Operator<PackedDepthwise>>(kernels, in, stride, padding,
-                                                                 F32Layer{kernel, bias, clamp});
+std::unique_ptr<Operator> make_depthwise(const KernelSet& kernels, Shape in, size_t kernel_size,
+                                         size_t stride, Padding padding, const float* kernel,
+                                         const float* bias, Clamp clamp) {
+  if (kernel_size != 3 && kernel_size != 5) {
+    throw std::invalid_argument("a depthwise window is 3x3 or 5x5, got " + std::to_string(kernel_size));
+  }
+  return std::make_unique<DepthwiseOperator<PackedDepthwise>>(kernels, in, kernel_size, stride, padding,
+                                                              F32Layer{kernel, bias, clamp});
 }
 
 std::unique_ptr<Operator> make_add(const KernelSet& kernels, size_t size_per_image,
@@ -344,7 +347,7 @@ std::unique_ptr<Operator> make_qs8_conv3x3s2c3(const KernelSet& kernels, Shape i
 
 std::unique_ptr<Operator> make_qs8_depthwise3x3(const KernelSet& kernels, Shape in, size_t stride,
                                                 Padding padding, const Qs8Layer& layer) {
-  return std::make_unique<Depthwise3x3Operator<PackedQs8Depthwise>>(kernels, in, stride, padding, layer);
+  return std::make_unique<DepthwiseOperator<PackedQs8Depthwise>>(kernels, in, 3, stride, padding, layer);
 }
 
 std::unique_ptr<Operator> make_qs8_add(const KernelSet& kernels, size_t size_per_image,

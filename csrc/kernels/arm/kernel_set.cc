@@ -52,6 +52,7 @@ const KernelSet& neon_kernels() {
       f32_fma_peak__neon,
       f32_vmulc__neon,
       f32_vhswish__neon,
+      f32_dwconv5x5__neon,
       qs8_neon_kernels(),
   };
   return set;

@@ -12,6 +12,9 @@ void f32_igemm_4x4__scalar(size_t mr, size_t nc, size_t kc, size_t ks, const flo
 void f32_dwconv3x3__scalar(size_t channels, size_t out_rows, size_t out_width, size_t in_width,
                            size_t stride, size_t pad_left, const float* const* rows,
                            const float* packed_w, float* out, Clamp clamp);
+void f32_dwconv5x5__scalar(size_t channels, size_t out_rows, size_t out_width, size_t in_width,
+                           size_t stride, size_t pad_left, const float* const* rows,
+                           const float* packed_w, float* out, Clamp clamp);
 void f32_conv3x3s2c3__scalar(size_t channels, size_t out_width, size_t in_width, size_t pad_left,
                              const float* const* rows, const float* packed_w, float* out, Clamp clamp);
 void f32_vadd__scalar(size_t n, const float* a, const float* b, float* y, Clamp clamp);

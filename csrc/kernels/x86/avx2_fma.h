@@ -14,6 +14,9 @@ void f32_igemm_6x16__avx2_fma(size_t mr, size_t nc, size_t kc, size_t ks, const 
 void f32_dwconv3x3__avx2_fma(size_t channels, size_t out_rows, size_t out_width, size_t in_width,
                              size_t stride, size_t pad_left, const float* const* rows,
                              const float* packed_w, float* out, Clamp clamp);
+void f32_dwconv5x5__avx2_fma(size_t channels, size_t out_rows, size_t out_width, size_t in_width,
+                           size_t stride, size_t pad_left, const float* const* rows,
+                           const float* packed_w, float* out, Clamp clamp);
 void f32_conv3x3s2c3__avx2_fma(size_t channels, size_t out_width, size_t in_width, size_t pad_left,
                                const float* const* rows, const float* packed_w, float* out, Clamp clamp);
 void f32_vadd__avx2(size_t n, const float* a, const float* b, float* y, Clamp clamp);
