@@ -55,6 +55,14 @@ using Conv3x3s2c3Fn = void (*)(size_t channels, size_t out_width, size_t in_widt
 // f32-vadd: y[i] = clamp(a[i] + b[i]).
 using VAddFn = void (*)(size_t n, const float* a, const float* b, float* y, Clamp clamp);
 
+// f32-vmulc: y[p][c] = x[p][c] * scale[c] for p < pixels, c < channels (x, y pixels x channels,
+// contiguous): a squeeze-and-excitation block's gate on every pixel.
+using VMulCFn = void (*)(size_t pixels, size_t channels, const float* x, const float* scale, float* y);
+
+// f32-vhswish: y[i] = hard-swish(x[i]) = x[i] * relu6(x[i] + 3) / 6, rounded as the
+// convolutions' output stage rounds it (Clamp in common.h).
+using VHardSwishFn = void (*)(size_t n, const float* x, float* y);
+
 // f32-gpool: y[c] = mean (or max) over `pixels` of x[p][c].
 using GlobalPoolFn = void (*)(size_t pixels, size_t channels, const float* x, float* y);
 
@@ -184,6 +192,8 @@ struct KernelSet {
   GlobalPoolFn global_max_pool;
   SoftmaxFn softmax;
   FmaPeakFn fma_peak;
+  VMulCFn vmulc;
+  VHardSwishFn vhswish;
   DwConv5x5Fn dwconv5x5;  // same CR and packing layout (25 taps) as dwconv3x3
   Qs8KernelSet qs8;
 };

@@ -34,6 +34,8 @@ const char* kind_name(OpKind kind) {
     case OpKind::global_max_pool: return "global_max_pool";
     case OpKind::softmax: return "softmax";
     case OpKind::sigmoid: return "sigmoid";
+    case OpKind::multiply: return "multiply";
+    case OpKind::hard_swish: return "hard_swish";
   }
   return "unknown";
 }
@@ -136,9 +138,15 @@ class NodeChecker {
   const NodeSpec& spec_;
 };
 
+// The layers whose kernels apply a Clamp's hard-swish (their output stage: f32-output-stage.h).
+bool applies_hard_swish(OpKind kind) {
+  return kind == OpKind::conv3x3 || kind == OpKind::conv1x1 || kind == OpKind::dense || kind == OpKind::depthwise3x3 ||
+         kind == OpKind::depthwise5x5;
+}
+
 Shape infer_output_shape(size_t index, const NodeSpec& spec, const std::vector<Shape>& shapes, bool quantized) {
   const NodeChecker check(index, spec);
-  const size_t expected_inputs = spec.kind == OpKind::add ? 2 : 1;
+  const size_t expected_inputs = spec.kind == OpKind::add || spec.kind == OpKind::multiply ? 2 : 1;
   check.require(spec.inputs.size() == expected_inputs,
                 "takes " + std::to_string(expected_inputs) + " input(s), got " +
                     std::to_string(spec.inputs.size()));
@@ -147,6 +155,14 @@ Shape infer_output_shape(size_t index, const NodeSpec& spec, const std::vector<S
                                           " is not produced before this node");
   }
   const Shape in = shapes[spec.inputs[0]];
+  const bool float_only = spec.kind == OpKind::multiply || spec.kind == OpKind::hard_swish;
+  check.require(!quantized || !float_only, "an int8 network cannot run it (float32 only)");
+  check.require(!quantized || !spec.clamp.hard_swish, "hard-swish activation in an int8 network (float32 only)");
+  check.require(!spec.clamp.hard_swish || applies_hard_swish(spec.kind),
+                "takes no hard-swish activation: only conv3x3, conv1x1, dense and depthwise layers apply it");
+  const float infinity = std::numeric_limits<float>::infinity();
+  check.require(!float_only || (spec.clamp.min == -infinity && spec.clamp.max == infinity),
+                "takes no activation: its clamp must be (-inf, inf)");
   const bool has_weights = spec.kind == OpKind::conv3x3 || spec.kind == OpKind::conv1x1 ||
                            spec.kind == OpKind::dense || spec.kind == OpKind::depthwise3x3 ||
                            spec.kind == OpKind::depthwise5x5;
@@ -209,6 +225,14 @@ Shape infer_output_shape(size_t index, const NodeSpec& spec, const std::vector<S
       out = in;
       break;
     }
+    case OpKind::multiply: {
+      const Shape gate = shapes[spec.inputs[1]];
+      check.require(gate.height == 1 && gate.width == 1 && gate.channels == in.channels,
+                    "the gate (second input) must have shape (1, 1, " + std::to_string(in.channels) +
+                        ") to scale the channels of " + describe(in) + ", got " + describe(gate));
+      out = in;
+      break;
+    }
     case OpKind::global_avg_pool:
     case OpKind::global_max_pool:
       check.require(!quantized || in.height * in.width <= kMaxQs8PoolPixels,
@@ -217,6 +241,7 @@ Shape infer_output_shape(size_t index, const NodeSpec& spec, const std::vector<S
       break;
     case OpKind::softmax:
     case OpKind::sigmoid:
+    case OpKind::hard_swish:
       out = in;
       break;
   }
@@ -251,6 +276,10 @@ std::unique_ptr<Operator> make_operator(const KernelSet& kernels, size_t threads
       return make_softmax(kernels, in.size());
     case OpKind::sigmoid:
       return make_sigmoid(in.size());
+    case OpKind::multiply:
+      return make_channel_multiply(kernels, in);
+    case OpKind::hard_swish:
+      return make_hard_swish(kernels, in.size());
   }
   throw std::invalid_argument("unknown operator kind");
 }
@@ -280,6 +309,8 @@ std::unique_ptr<Operator> make_qs8_operator(const KernelSet& kernels, size_t thr
     case OpKind::depthwise5x5:  // rejected by infer_output_shape
     case OpKind::softmax:
     case OpKind::sigmoid:
+    case OpKind::multiply:
+    case OpKind::hard_swish:
       break;
   }
   throw std::invalid_argument(std::string("no int8 operator for ") + kind_name(spec.kind));

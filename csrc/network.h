@@ -26,6 +26,8 @@ enum class OpKind {
   global_max_pool,  // max over H and W
   softmax,          // over all values of an image
   sigmoid,          // element-wise logistic function (a binary or multi-label classifier head)
+  multiply,         // inputs {x, gate}: x (H, W, C) times a gate (1, 1, C) of the same image, per channel
+  hard_swish,       // element-wise x * relu6(x + 3) / 6
 };
 
 // One node as the model file describes it. Kernel and bias are borrowed: they are packed
@@ -38,6 +40,10 @@ enum class OpKind {
 // without one outputs float32, its sums dequantized (the network's classifier: its logits
 // are then neither rounded nor clipped to an int8 range); after it only float layers may
 // follow. The clamp is still the activation's real-valued range.
+//
+// A clamp with hard_swish (common.h) is for the layers whose kernels apply it, in float32
+// networks: conv3x3, conv1x1, dense and the depthwise convolutions. Multiply and hard_swish
+// nodes take no activation (their clamp is (-inf, inf)), and only float32 networks run them.
 struct NodeSpec {
   OpKind kind;
   std::vector<size_t> inputs;  // tensor ids: 0 is the network input, i + 1 the output of node i

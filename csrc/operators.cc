@@ -170,6 +170,31 @@ std::unique_ptr<Operator> make_elementwise(size_t size_per_image, Apply apply) {
   return std::make_unique<ElementwiseOperator<Apply>>(size_per_image, apply);
 }
 
+// Each image's pixels times its gate, in tasks of whole pixels of about kElementwiseChunk values.
+class ChannelMultiplyOperator final : public Operator {
+ public:
+  ChannelMultiplyOperator(const KernelSet& kernels, Shape in)
+      : in_(in), vmulc_(kernels.vmulc), pixels_per_task_(std::max<size_t>(1, kElementwiseChunk / in.channels)),
+        tasks_per_image_(divide_round_up(in.height * in.width, pixels_per_task_)) {}
+
+  size_t task_count(size_t batch) const override { return batch * tasks_per_image_; }
+
+  void run_task(size_t task, const Tensors& tensors, void* /*scratch*/) const override {
+    const size_t image = task / tasks_per_image_;
+    const size_t first = task % tasks_per_image_ * pixels_per_task_;
+    const size_t pixels = std::min(pixels_per_task_, in_.height * in_.width - first);
+    const size_t offset = image * in_.size() + first * in_.channels;
+    vmulc_(pixels, in_.channels, tensors.in0<float>() + offset, tensors.in1<float>() + image * in_.channels,
+           tensors.out<float>() + offset);
+  }
+
+ private:
+  Shape in_;
+  VMulCFn vmulc_;
+  size_t pixels_per_task_;
+  size_t tasks_per_image_;
+};
+
 class GlobalPoolOperator final : public Operator {
  public:
   GlobalPoolOperator(const KernelSet& kernels, Shape in, bool average)
@@ -283,6 +308,16 @@ std::unique_ptr<Operator> make_add(const KernelSet& kernels, size_t size_per_ima
                                    Clamp clamp) {
   return make_elementwise(size_per_image, [vadd = kernels.vadd, clamp](const Tensors& t, size_t begin, size_t n) {
     vadd(n, t.in0<float>() + begin, t.in1<float>() + begin, t.out<float>() + begin, clamp);
+  });
+}
+
+std::unique_ptr<Operator> make_channel_multiply(const KernelSet& kernels, Shape in) {
+  return std::make_unique<ChannelMultiplyOperator>(kernels, in);
+}
+
+std::unique_ptr<Operator> make_hard_swish(const KernelSet& kernels, size_t size_per_image) {
+  return make_elementwise(size_per_image, [vhswish = kernels.vhswish](const Tensors& t, size_t begin, size_t n) {
+    vhswish(n, t.in0<float>() + begin, t.out<float>() + begin);
   });
 }
 

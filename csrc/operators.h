@@ -24,7 +24,7 @@ struct Shape {
 struct Tensors {
   size_t batch;
   const void* input0;
-  const void* input1;  // second operand of Add, else null
+  const void* input1;  // second operand of Add or Multiply, else null
   void* output;
 
   template <class T>
@@ -141,6 +141,13 @@ std::unique_ptr<Operator> make_fused_block(const KernelSet& kernels, Shape in,
                                            const Qs8FusedBlock& block, size_t threads);
 
 std::unique_ptr<Operator> make_add(const KernelSet& kernels, size_t size_per_image, Clamp clamp);
+
+// out[p][c] = input0[p][c] * input1[c] over each image's in.height x in.width pixels: input1
+// holds one 1 x 1 x in.channels gate per image (a squeeze-and-excitation block's).
+std::unique_ptr<Operator> make_channel_multiply(const KernelSet& kernels, Shape in);
+
+// Element-wise hard-swish, x * relu6(x + 3) / 6.
+std::unique_ptr<Operator> make_hard_swish(const KernelSet& kernels, size_t size_per_image);
 
 std::unique_ptr<Operator> make_global_pool(const KernelSet& kernels, Shape in, bool average);
 

@@ -126,7 +126,7 @@ def test_depthwise3x3(isa, rng, channels, h, w, stride, mode, batch, threads, ac
 
 # Every remainder of the vector widths 4, 8 and 16 (NEON, AVX2, AVX-512), and a few groups more.
 CHANNELS_5X5 = [1, 3, 7, 8, 15, 16, 17, 31, 33, 64, 65, 100]
-ACTIVATIONS_5X5 = ["linear", "relu", "relu6"]
+ACTIVATIONS_5X5 = ["linear", "relu", "relu6", "hard_swish"]
 
 
 def depthwise5x5_cases():
@@ -134,7 +134,7 @@ def depthwise5x5_cases():
     depthwise kernel: for each stride and padding mode, every height from 1 to 17 that the
     padded window fits, each twice with widths in two other orders (every fitting width meets
     each stride and mode twice); channels, batch, threads and activation cycle with periods 12,
-    24, 48 and 3. Then MobileNetV3's 5x5 layers, whose rows are long enough for every block."""
+    24, 48 and 4. Then MobileNetV3's 5x5 layers, whose rows are long enough for every block."""
     cases = []
     for stride, mode in itertools.product((1, 2), PAD_MODES_5X5):
         sizes = [size for size in SIZES if window_fits(mode, size, stride, 5)]
@@ -143,17 +143,27 @@ def depthwise5x5_cases():
                 w = sizes[(step * j + shift) % len(sizes)]
                 i = len(cases)
                 cases.append((CHANNELS_5X5[i % 12], h, w, stride, mode, (1, 3)[i // 12 % 2], (1, 2)[i // 24 % 2],
-                              ACTIVATIONS_5X5[i % 3]))
+                              ACTIVATIONS_5X5[i % 4]))
     cases += [(72, 56, 56, 2, "correct_pad", 1, 2, "relu"), (120, 28, 28, 1, "same", 1, 1, "relu6"),
-              (240, 14, 14, 1, "same", 3, 2, "linear"), (96, 28, 28, 2, "correct_pad", 1, 1, "relu"),
-              (672, 14, 14, 2, "correct_pad", 1, 2, "linear"), (960, 7, 7, 1, "same", 3, 1, "relu6")]
+              (240, 14, 14, 1, "same", 3, 2, "hard_swish"), (96, 28, 28, 2, "correct_pad", 1, 1, "hard_swish"),
+              (672, 14, 14, 2, "correct_pad", 1, 2, "linear"), (960, 7, 7, 1, "same", 3, 1, "hard_swish")]
     return cases
 
 
 def depthwise5x5_node(kernel, bias, stride, padding, activation):
-    """A core node dict (what Graph.core_nodes makes of a "depthwise5x5" node)."""
-    return {"kind": "depthwise5x5", "inputs": [0], "stride": stride, "padding": tuple(padding),
-            "clamp": ACTIVATIONS[activation], "kernel": kernel, "bias": bias}
+    """A core node dict (what Graph.core_nodes makes of a "depthwise5x5" node); hard_swish is the
+    unbounded clamp with the binding's "hard_swish" flag."""
+    node = {"kind": "depthwise5x5", "inputs": [0], "stride": stride, "padding": tuple(padding),
+            "clamp": ACTIVATIONS["linear" if activation == "hard_swish" else activation], "kernel": kernel, "bias": bias}
+    if activation == "hard_swish":
+        node["hard_swish"] = True
+    return node
+
+
+def apply_activation_5x5(y, activation):
+    if activation == "hard_swish":
+        return y * np.clip(y + 3.0, 0.0, 6.0) / 6.0
+    return apply_activation(y, activation)
 
 
 def test_depthwise5x5_cases_cover_every_size():
@@ -179,7 +189,7 @@ def test_depthwise5x5(isa, rng, channels, h, w, stride, mode, batch, threads, ac
                         "auto")
     y = run_poisoned(net, x)
     before_activation = reference.depthwise_conv2d(x, kernel, bias, stride, padding)
-    expected = apply_activation(before_activation, activation)
+    expected = apply_activation_5x5(before_activation, activation)
     assert reference.relative_error(y, expected, scale=before_activation) < TOLERANCE
 
 
