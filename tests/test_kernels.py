@@ -193,6 +193,53 @@ def test_depthwise5x5(isa, rng, channels, h, w, stride, mode, batch, threads, ac
     assert reference.relative_error(y, expected, scale=before_activation) < TOLERANCE
 
 
+@pytest.mark.parametrize("fusion", ["always", "never"])
+def test_depthwise5x5_in_a_block(isa, rng, fusion):
+    """expand 1x1 -> depthwise 5x5 -> project 1x1 -> add, as MobileNetV3's 5x5 blocks: the same
+    result whether fusion is forced or off (a 5x5 block runs layer by layer either way)."""
+    h, w, c, mid = 9, 11, 24, 72
+    expand = (rng.standard_normal((c, mid)) / np.sqrt(c)).astype(np.float32)
+    kernel = rng.standard_normal((5, 5, mid)).astype(np.float32)
+    bias = rng.standard_normal(mid).astype(np.float32)
+    project = (rng.standard_normal((mid, c)) / np.sqrt(mid)).astype(np.float32)
+    x = rng.standard_normal((3, h, w, c)).astype(np.float32)
+    nodes = [
+        {"kind": "conv1x1", "inputs": [0], "kernel": expand, "bias": None, "out_channels": mid, "clamp": (0.0, 6.0)},
+        dict(depthwise5x5_node(kernel, bias, 1, (2, 2, 2, 2), "hard_swish"), inputs=[1]),
+        {"kind": "conv1x1", "inputs": [2], "kernel": project, "bias": None, "out_channels": c},
+        {"kind": "add", "inputs": [3, 0]},
+    ]
+    y = run_poisoned(_core.Network(isa, 2, (h, w, c), nodes, fusion), x)
+    expanded = reference.relu6(reference.conv2d(x, expand[np.newaxis, np.newaxis]))
+    depthwise = apply_activation_5x5(reference.depthwise_conv2d(expanded, kernel, bias, 1, (2, 2, 2, 2)), "hard_swish")
+    expected = reference.conv2d(depthwise, project[np.newaxis, np.newaxis]) + x
+    assert reference.relative_error(y, expected) < TOLERANCE
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(kernel=np.zeros((3, 3, 8), np.float32)), r"kernel has 72 values, expected 200"),
+    (dict(bias=np.zeros(7, np.float32)), r"bias has 7 values, expected 8 or none"),
+    (dict(padding=(0, 5, 0, 0)), r"padding must be 0 to 4 on each side, got 0 and 5"),
+    (dict(padding=(0, 0, 5, 0)), r"padding must be 0 to 4 on each side, got 5 and 0"),
+    (dict(stride=3), r"stride must be 1 or 2, got 3"),
+    (dict(padding=(0, 0, 0, 0), shape=(4, 6, 8)), r"input extent 4 with its padding is smaller than the 5x5 window"),
+    (dict(padding=(1, 0, 0, 0), shape=(6, 3, 8)), r"input extent 3 with its padding is smaller than the 5x5 window"),
+])
+def test_depthwise5x5_rejects(change, message):
+    shape = change.pop("shape", (6, 6, 8))
+    node = depthwise5x5_node(np.zeros((5, 5, 8), np.float32), np.zeros(8, np.float32), 1, (2, 2, 2, 2), "linear")
+    node.update(change)
+    with pytest.raises(ValueError, match=r"node 0 \(depthwise5x5\): " + message):
+        _core.Network("scalar", 1, shape, [node], "auto")
+
+
+def test_depthwise5x5_is_float32_only():
+    node = {"kind": "depthwise5x5", "inputs": [0], "padding": (2, 2, 2, 2), "kernel": np.ones((5, 5, 8), np.int8),
+            "bias": np.zeros(8, np.int32), "weight_scale": np.ones(8, np.float32), "output_quantization": (0.1, 0)}
+    with pytest.raises(ValueError, match=r"node 0 \(depthwise5x5\): an int8 network has no 5x5 depthwise"):
+        _core.Network("scalar", 1, (6, 6, 8), [node], "auto", (0.1, 0))
+
+
 @pytest.mark.parametrize("in_channels,channels,h,w,stride,mode,batch,threads,activation", conv3x3_cases())
 def test_conv3x3(isa, rng, in_channels, channels, h, w, stride, mode, batch, threads, activation):
     padding = padding_for(mode, h, w, stride)
