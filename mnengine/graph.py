@@ -191,8 +191,10 @@ class Graph:
                 elif node.activation == "hard_sigmoid":
                     # relu6(k x + b + 3) / 6 = clamp((k / 6) x + (b + 3) / 6, 0, 1)
                     bias = node.weights.get("bias")
-                    spec["kernel"] = _as_f32(np.asarray(node.weights["kernel"], np.float64) / 6.0)
-                    spec["bias"] = _as_f32((np.zeros(shapes[node.name][2]) if bias is None else np.asarray(bias, np.float64)) / 6.0 + 0.5)
+                    bias = np.zeros(shapes[node.name][2], np.float32) if bias is None else _as_f32(bias)
+                    with np.errstate(invalid="ignore"):  # NaN weights (signalling ones too) stay NaN
+                        spec["kernel"] = _as_f32(node.weights["kernel"]) / np.float32(6)
+                        spec["bias"] = (bias + np.float32(3)) / np.float32(6)
                 else:
                     spec["kernel"] = _as_f32(node.weights["kernel"])
                     spec["bias"] = _as_f32(node.weights["bias"]) if "bias" in node.weights else None
