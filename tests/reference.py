@@ -63,6 +63,12 @@ def relu6(x):
     return np.clip(x, 0.0, 6.0)
 
 
+def hard_swish(x):
+    """MobileNetV3's hard-swish, x * relu6(x + 3) / 6."""
+    x = np.asarray(x, np.float64)
+    return x * relu6(x + 3.0) / 6.0
+
+
 def batch_norm(x, bn, epsilon=1e-3):
     return (x - bn["moving_mean"]) / np.sqrt(np.asarray(bn["moving_variance"], np.float64) + epsilon) * bn["gamma"] + bn["beta"]
 
