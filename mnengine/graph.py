@@ -44,8 +44,8 @@ ACTIVATIONS: Dict[str, Tuple[float, float]] = {
     "hard_sigmoid": (0.0, 1.0),
 }
 
-#: The operators each activation may be fused into (the clamp-only ones: every operator with
-#: weights, and add).
+#: The operators each activation may be fused into: ReLU and ReLU6 into every layer with weights
+#: and add, hard-swish into the layers whose kernels apply it, hard-sigmoid where it folds.
 _WINDOW_OPS = ("conv3x3", "depthwise3x3", "depthwise5x5")
 _LAYER_OPS = _WINDOW_OPS + ("conv1x1", "dense")
 ACTIVATION_OPS: Dict[str, Tuple[str, ...]] = {
@@ -154,9 +154,7 @@ class Graph:
         for node in self.nodes:
             out = shapes[node.name]
             kernel = node.weights.get("kernel")
-            if node.op in ("depthwise3x3", "depthwise5x5"):
-                counts.append(out[0] * out[1] * kernel.size)
-            elif kernel is not None:
+            if kernel is not None:  # per output pixel, each weight once (a depthwise one's C x k x k too)
                 counts.append(out[0] * out[1] * kernel.size)
             else:
                 counts.append(0)
