@@ -1,7 +1,7 @@
 // f32-dwconv 5x5, tiled: the depthwise 5x5 kernel shared by the SIMD instruction sets, written
 // once over the `Simd` description of one vector register of channels that the 3x3 tiling uses
-// (see f32-dwconv3x3-tiled.h for its members). Each ISA's kernel file instantiates
-// dwconv5x5_rows with its block size and tap policy.
+// (see f32-dwconv3x3-tiled.h for its members). Each ISA's kernel file instantiates dwconv5x5
+// with its block size (kAccumulators) and tap policy (kRegisterTaps).
 //
 // A 5x5 window has 25 taps, so unlike the 3x3 kernel this one sweeps each output row one
 // channel group (one vector) at a time: the group's 25 tap vectors are loaded once per sweep
@@ -11,10 +11,12 @@
 // stay in L1 (26 vectors), and reuses each load for the block's pixels. A block is kOutRows
 // output rows by kPixels adjacent pixels, kAccumulators independent sums in all: each input
 // vector is loaded once per block and feeds every output whose window covers it (up to 5 per
-// row at stride 1, 10 with two output rows, which share 4 of their 6 input rows).
+// row at stride 1, 10 with two output rows, which share 4 of their 6 input rows). (With every
+// register taken, GCC folds some of those loads into the FMAs as memory operands instead: L1
+// loads, which the two load ports absorb.)
 //
-// The output stage is f32-output-stage.h's (hard-swish when the Clamp asks for it, then the clamp),
-// chosen once per call.
+// The output stage is f32-output-stage.h's (hard-swish when the Clamp asks for it, then the
+// clamp), chosen once per call.
 //
 // Borders are computed without a padded copy of the input: the pixels whose windows overhang
 // the image on the left (or right) run as one block compiled without the columns outside it,
