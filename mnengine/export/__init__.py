@@ -130,7 +130,8 @@ def _graph(saved: SavedModel, arch: Optional[str], alpha: Optional[float],
     if saved.config is None:
         graph, keras_parameters = _weights_only_graph(saved, arch, alpha, size)
         return graph, None, keras_parameters
-    conversion = convert(saved.config, saved.weights)
+    keras2 = saved.keras_version.startswith("2.")
+    conversion = convert(saved.config, saved.weights, size, keras2)
     name = saved.config.get("config", {}).get("name") or saved.path.stem
     preprocessing = "none" if conversion.rescales_input else "mobilenet"
     graph = Graph(str(name), conversion.input_shape, conversion.nodes, preprocessing)
