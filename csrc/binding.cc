@@ -31,11 +31,14 @@ OpKind parse_kind(const std::string& name) {
       {"conv1x1", OpKind::conv1x1},
       {"dense", OpKind::dense},
       {"depthwise3x3", OpKind::depthwise3x3},
+      {"depthwise5x5", OpKind::depthwise5x5},
       {"add", OpKind::add},
       {"global_avg_pool", OpKind::global_avg_pool},
       {"global_max_pool", OpKind::global_max_pool},
       {"softmax", OpKind::softmax},
       {"sigmoid", OpKind::sigmoid},
+      {"multiply", OpKind::multiply},
+      {"hard_swish", OpKind::hard_swish},
   };
   const auto it = kinds.find(name);
   if (it == kinds.end()) throw std::invalid_argument("unknown operator kind '" + name + "'");
@@ -89,6 +92,8 @@ std::unique_ptr<Network> make_network(const std::string& isa, size_t threads,
       const auto c = node["clamp"].cast<std::pair<float, float>>();
       spec.clamp = {c.first, c.second};
     }
+    // The hard-swish before the clamp, on the layers whose kernels apply it (Network checks).
+    if (node.contains("hard_swish")) spec.clamp.hard_swish = node["hard_swish"].cast<bool>();
     // Int8 networks take int8 kernels, int32 biases and float32 weight scales.
     if (node.contains("kernel")) {
       if (quantized) {

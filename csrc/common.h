@@ -10,9 +10,14 @@
 namespace mnengine {
 
 // Fused activation as a clamp: ReLU6 is [0, 6], ReLU is [0, +inf), linear is (-inf, +inf).
+// With `hard_swish` the f32 convolution kernels (gemm, igemm, depthwise, first convolution)
+// apply MobileNetV3's hard-swish before the clamp: t = min(max(y + 3, 0), 6);
+// y = y * t * (1/6), one float operation at a time (csrc/kernels/f32-output-stage.h). The
+// element-wise kernels (vadd) ignore it: Network accepts it only on nodes whose kernels apply it.
 struct Clamp {
   float min;
   float max;
+  bool hard_swish = false;
 };
 
 // Every buffer the kernels touch starts on a cache line.

@@ -59,7 +59,7 @@ class FusedBlockOperator final : public Operator {
  public:
   FusedBlockOperator(const KernelSet& kernels, Shape in, const Block& block, size_t threads)
       : kernels_(kernels), in_(in),
-        depthwise_(kernels, block_mid_shape(in, block), block.depthwise.stride, block.depthwise.padding,
+        depthwise_(kernels, block_mid_shape(in, block), 3, block.depthwise.stride, block.depthwise.padding,
                    block.depthwise.layer),
         out_{depthwise_.output().height, depthwise_.output().width,
              block.project ? block.project->out_channels : depthwise_.output().channels},
@@ -118,7 +118,7 @@ class FusedBlockOperator final : public Operator {
  private:
   // The shape of the depthwise input: the first convolution's or the expansion's output, or the block input.
   static Shape block_mid_shape(Shape in, const Block& block) {
-    if (block.first_conv != nullptr) return Window3x3(in, 2, block.first_conv->padding, block.first_conv->out_channels).out;
+    if (block.first_conv != nullptr) return Window(in, 3, 2, block.first_conv->padding, block.first_conv->out_channels).out;
     return {in.height, in.width, block.expand != nullptr ? block.expand->out_channels : in.channels};
   }
 

@@ -36,6 +36,12 @@ using DwConv3x3Fn = void (*)(size_t channels, size_t out_rows, size_t out_width,
                              size_t stride, size_t pad_left, const float* const* rows,
                              const float* packed_w, float* out, Clamp clamp);
 
+// f32-dwconv 5x5: the DwConv3x3Fn geometry with a 5x5 window: `rows` are the (out_rows - 1) *
+// stride + 5 input rows under the 1 or 2 output rows; input column ix = ox * stride - pad_left +
+// kx (kx < 5) contributes only when 0 <= ix < in_width. `packed_w` holds, per group of the
+// set's dwconv_cr channels, [CR biases][25 taps of CR weights] (ky-major).
+using DwConv5x5Fn = DwConv3x3Fn;
+
 // f32-conv3x3s2c3: one output row of a 3x3 convolution with stride 2 over 3 input channels
 // (a network's first layer, on RGB), `channels` output channels per pixel written contiguously
 // to `out`. `rows` are the 3 input rows under the output row (each in_width * 3 floats; a zero
@@ -48,6 +54,14 @@ using Conv3x3s2c3Fn = void (*)(size_t channels, size_t out_width, size_t in_widt
 
 // f32-vadd: y[i] = clamp(a[i] + b[i]).
 using VAddFn = void (*)(size_t n, const float* a, const float* b, float* y, Clamp clamp);
+
+// f32-vmulc: y[p][c] = x[p][c] * scale[c] for p < pixels, c < channels (x, y pixels x channels,
+// contiguous): a squeeze-and-excitation block's gate on every pixel.
+using VMulCFn = void (*)(size_t pixels, size_t channels, const float* x, const float* scale, float* y);
+
+// f32-vhswish: y[i] = hard-swish(x[i]) = x[i] * relu6(x[i] + 3) / 6, rounded as the
+// convolutions' output stage rounds it (Clamp in common.h).
+using VHardSwishFn = void (*)(size_t n, const float* x, float* y);
 
 // f32-gpool: y[c] = mean (or max) over `pixels` of x[p][c].
 using GlobalPoolFn = void (*)(size_t pixels, size_t channels, const float* x, float* y);
@@ -178,6 +192,9 @@ struct KernelSet {
   GlobalPoolFn global_max_pool;
   SoftmaxFn softmax;
   FmaPeakFn fma_peak;
+  VMulCFn vmulc;
+  VHardSwishFn vhswish;
+  DwConv5x5Fn dwconv5x5;  // same CR and packing layout (25 taps) as dwconv3x3
   Qs8KernelSet qs8;
 };
 

@@ -28,11 +28,14 @@ const char* kind_name(OpKind kind) {
     case OpKind::conv1x1: return "conv1x1";
     case OpKind::dense: return "dense";
     case OpKind::depthwise3x3: return "depthwise3x3";
+    case OpKind::depthwise5x5: return "depthwise5x5";
     case OpKind::add: return "add";
     case OpKind::global_avg_pool: return "global_avg_pool";
     case OpKind::global_max_pool: return "global_max_pool";
     case OpKind::softmax: return "softmax";
     case OpKind::sigmoid: return "sigmoid";
+    case OpKind::multiply: return "multiply";
+    case OpKind::hard_swish: return "hard_swish";
   }
   return "unknown";
 }
@@ -116,14 +119,18 @@ class NodeChecker {
     require(error.empty(), what + " quantization: " + error);
   }
 
-  // Output extent of a 3x3 window along one axis, after checking stride and padding.
-  size_t window_output(size_t in, size_t pad_before, size_t pad_after) const {
+  // Output extent of a size x size window along one axis, after checking stride and padding
+  // (each side below the window size, so that every window meets the image).
+  size_t window_output(size_t in, size_t pad_before, size_t pad_after, size_t size) const {
     require(spec_.stride == 1 || spec_.stride == 2,
             "stride must be 1 or 2, got " + std::to_string(spec_.stride));
-    require(pad_before <= 2 && pad_after <= 2, "padding must be 0, 1 or 2 on each side");
-    require(in + pad_before + pad_after >= 3,
-            "input extent " + std::to_string(in) + " with its padding is smaller than the 3x3 window");
-    return conv3x3_output_size(in, pad_before, pad_after, spec_.stride);
+    require(pad_before < size && pad_after < size,
+            "padding must be 0 to " + std::to_string(size - 1) + " on each side, got " + std::to_string(pad_before) +
+                " and " + std::to_string(pad_after));
+    const std::string window = std::to_string(size) + "x" + std::to_string(size);
+    require(in + pad_before + pad_after >= size,
+            "input extent " + std::to_string(in) + " with its padding is smaller than the " + window + " window");
+    return window_output_size(in, size, pad_before, pad_after, spec_.stride);
   }
 
  private:
@@ -131,9 +138,14 @@ class NodeChecker {
   const NodeSpec& spec_;
 };
 
+// The layers whose kernels apply a Clamp's hard-swish (their output stage: f32-output-stage.h).
+bool applies_hard_swish(OpKind kind) {
+  return kind == OpKind::conv3x3 || kind == OpKind::conv1x1 || kind == OpKind::dense || kind == OpKind::depthwise3x3;
+}
+
 Shape infer_output_shape(size_t index, const NodeSpec& spec, const std::vector<Shape>& shapes, bool quantized) {
   const NodeChecker check(index, spec);
-  const size_t expected_inputs = spec.kind == OpKind::add ? 2 : 1;
+  const size_t expected_inputs = spec.kind == OpKind::add || spec.kind == OpKind::multiply ? 2 : 1;
   check.require(spec.inputs.size() == expected_inputs,
                 "takes " + std::to_string(expected_inputs) + " input(s), got " +
                     std::to_string(spec.inputs.size()));
@@ -142,8 +154,19 @@ Shape infer_output_shape(size_t index, const NodeSpec& spec, const std::vector<S
                                           " is not produced before this node");
   }
   const Shape in = shapes[spec.inputs[0]];
+  const bool float_only = spec.kind == OpKind::multiply || spec.kind == OpKind::hard_swish;
+  check.require(!quantized || !float_only, "an int8 network cannot run it (float32 only)");
+  check.require(!quantized || !spec.clamp.hard_swish, "hard-swish activation in an int8 network (float32 only)");
+  check.require(!spec.clamp.hard_swish || applies_hard_swish(spec.kind),
+                "takes no hard-swish activation: only conv3x3, conv1x1, dense and depthwise layers apply it");
+  const float infinity = std::numeric_limits<float>::infinity();
+  check.require(!float_only || (spec.clamp.min == -infinity && spec.clamp.max == infinity),
+                "takes no activation: its clamp must be (-inf, inf)");
   const bool has_weights = spec.kind == OpKind::conv3x3 || spec.kind == OpKind::conv1x1 ||
-                           spec.kind == OpKind::dense || spec.kind == OpKind::depthwise3x3;
+                           spec.kind == OpKind::dense || spec.kind == OpKind::depthwise3x3 ||
+                           spec.kind == OpKind::depthwise5x5;
+  check.require(!quantized || spec.kind != OpKind::depthwise5x5,
+                "an int8 network has no 5x5 depthwise convolution (float32 only)");
   if (!has_weights) check.check_weights(0, 0, quantized);
   const bool float_layer = spec.kind == OpKind::softmax || spec.kind == OpKind::sigmoid;
   const bool dequantizing = spec.kind == OpKind::conv1x1 || spec.kind == OpKind::dense;
@@ -165,13 +188,18 @@ Shape infer_output_shape(size_t index, const NodeSpec& spec, const std::vector<S
       check.require(!quantized || is_first_conv(in.channels, spec.stride),
                     "an int8 conv3x3 must be a first layer: 3 input channels, stride 2");
       check.check_weights(9 * in.channels * out_channels, out_channels, quantized);
-      out = {check.window_output(in.height, spec.padding.top, spec.padding.bottom),
-             check.window_output(in.width, spec.padding.left, spec.padding.right), out_channels};
+      out = {check.window_output(in.height, spec.padding.top, spec.padding.bottom, 3),
+             check.window_output(in.width, spec.padding.left, spec.padding.right, 3), out_channels};
       break;
     case OpKind::depthwise3x3:
       check.check_weights(9 * in.channels, in.channels, quantized);
-      out = {check.window_output(in.height, spec.padding.top, spec.padding.bottom),
-             check.window_output(in.width, spec.padding.left, spec.padding.right), in.channels};
+      out = {check.window_output(in.height, spec.padding.top, spec.padding.bottom, 3),
+             check.window_output(in.width, spec.padding.left, spec.padding.right, 3), in.channels};
+      break;
+    case OpKind::depthwise5x5:
+      check.check_weights(25 * in.channels, in.channels, quantized);
+      out = {check.window_output(in.height, spec.padding.top, spec.padding.bottom, 5),
+             check.window_output(in.width, spec.padding.left, spec.padding.right, 5), in.channels};
       break;
     case OpKind::conv1x1:
       check.require(in.channels * out_channels <= kMaxTensorFloats, "kernel too large");
@@ -196,6 +224,14 @@ Shape infer_output_shape(size_t index, const NodeSpec& spec, const std::vector<S
       out = in;
       break;
     }
+    case OpKind::multiply: {
+      const Shape gate = shapes[spec.inputs[1]];
+      check.require(gate.height == 1 && gate.width == 1 && gate.channels == in.channels,
+                    "the gate (second input) must have shape (1, 1, " + std::to_string(in.channels) +
+                        ") to scale the channels of " + describe(in) + ", got " + describe(gate));
+      out = in;
+      break;
+    }
     case OpKind::global_avg_pool:
     case OpKind::global_max_pool:
       check.require(!quantized || in.height * in.width <= kMaxQs8PoolPixels,
@@ -204,6 +240,7 @@ Shape infer_output_shape(size_t index, const NodeSpec& spec, const std::vector<S
       break;
     case OpKind::softmax:
     case OpKind::sigmoid:
+    case OpKind::hard_swish:
       out = in;
       break;
   }
@@ -226,8 +263,9 @@ std::unique_ptr<Operator> make_operator(const KernelSet& kernels, size_t threads
       return make_gemm(kernels, 1, in.size(), out.channels, spec.kernel, spec.bias, spec.clamp,
                        threads);
     case OpKind::depthwise3x3:
-      return make_depthwise3x3(kernels, in, spec.stride, spec.padding, spec.kernel, spec.bias,
-                               spec.clamp);
+    case OpKind::depthwise5x5:
+      return make_depthwise(kernels, in, spec.kind == OpKind::depthwise5x5 ? 5 : 3, spec.stride, spec.padding,
+                            spec.kernel, spec.bias, spec.clamp);
     case OpKind::add:
       return make_add(kernels, in.size(), spec.clamp);
     case OpKind::global_avg_pool:
@@ -237,6 +275,10 @@ std::unique_ptr<Operator> make_operator(const KernelSet& kernels, size_t threads
       return make_softmax(kernels, in.size());
     case OpKind::sigmoid:
       return make_sigmoid(in.size());
+    case OpKind::multiply:
+      return make_channel_multiply(kernels, in);
+    case OpKind::hard_swish:
+      return make_hard_swish(kernels, in.size());
   }
   throw std::invalid_argument("unknown operator kind");
 }
@@ -263,8 +305,11 @@ std::unique_ptr<Operator> make_qs8_operator(const KernelSet& kernels, size_t thr
     case OpKind::global_avg_pool:
     case OpKind::global_max_pool:
       return make_qs8_global_pool(kernels, in, spec.kind == OpKind::global_avg_pool, inputs[0], output);
+    case OpKind::depthwise5x5:  // rejected by infer_output_shape
     case OpKind::softmax:
     case OpKind::sigmoid:
+    case OpKind::multiply:
+    case OpKind::hard_swish:
       break;
   }
   throw std::invalid_argument(std::string("no int8 operator for ") + kind_name(spec.kind));
@@ -328,6 +373,8 @@ size_t fused_block_length(const std::vector<NodeSpec>& nodes, size_t first,
                        (head.kind == OpKind::conv3x3 && is_first_conv(shapes[head.inputs[0]].channels, head.stride));
   const bool expand = expands && chained(first + 1, OpKind::depthwise3x3);
   if (expand) ++last;
+  // The fused-block machinery is 3x3 (its ring of expanded rows, BlockLayers::Depthwise): a
+  // depthwise5x5 node never fuses and runs layer by layer, its expand and project with it.
   if (nodes[last].kind != OpKind::depthwise3x3) return 0;
   const size_t depthwise = last;
   const bool project = chained(last + 1, OpKind::conv1x1) && !feeds_depthwise[last + 2];

@@ -20,11 +20,14 @@ enum class OpKind {
   conv1x1,          // pointwise convolution, kernel [in][out]
   dense,            // fully connected on the flattened (H, W, C) input, kernel [H*W*C][out]
   depthwise3x3,     // depthwise 3x3 convolution, kernel [3][3][C]
+  depthwise5x5,     // depthwise 5x5 convolution, kernel [5][5][C] (float32 networks only)
   add,              // element-wise sum of two tensors of one shape
   global_avg_pool,  // mean over H and W
   global_max_pool,  // max over H and W
   softmax,          // over all values of an image
   sigmoid,          // element-wise logistic function (a binary or multi-label classifier head)
+  multiply,         // inputs {x, gate}: x (H, W, C) times a gate (1, 1, C) of the same image, per channel
+  hard_swish,       // element-wise x * relu6(x + 3) / 6
 };
 
 // One node as the model file describes it. Kernel and bias are borrowed: they are packed
@@ -37,11 +40,15 @@ enum class OpKind {
 // without one outputs float32, its sums dequantized (the network's classifier: its logits
 // are then neither rounded nor clipped to an int8 range); after it only float layers may
 // follow. The clamp is still the activation's real-valued range.
+//
+// A clamp with hard_swish (common.h) is for the layers whose kernels apply it, in float32
+// networks: conv3x3, conv1x1, dense and the depthwise convolutions. Multiply and hard_swish
+// nodes take no activation (their clamp is (-inf, inf)), and only float32 networks run them.
 struct NodeSpec {
   OpKind kind;
   std::vector<size_t> inputs;  // tensor ids: 0 is the network input, i + 1 the output of node i
   size_t out_channels = 0;     // conv3x3, conv1x1, dense
-  size_t stride = 1;           // conv3x3, depthwise3x3
+  size_t stride = 1;           // conv3x3, depthwise3x3, depthwise5x5
   Padding padding{0, 0, 0, 0};
   Clamp clamp{-std::numeric_limits<float>::infinity(), std::numeric_limits<float>::infinity()};
   const float* kernel = nullptr;

@@ -28,7 +28,7 @@ class Conv3x3Operator final : public Operator {
  public:
   Conv3x3Operator(const KernelSet& kernels, Shape in, size_t out_channels, size_t stride,
                   Padding padding, const float* kernel, const float* bias, Clamp clamp)
-      : kernels_(kernels), window_(in, stride, padding, out_channels), run_(3 * in.channels),
+      : kernels_(kernels), window_(in, 3, stride, padding, out_channels), run_(3 * in.channels),
         packed_(pack_gemm_weights(3 * run_, out_channels, kernels.gemm_nr, kernel, bias)),
         zero_run_(run_), clamp_(clamp) {
     if (kernels.gemm_mr > kMaxGemmRows) throw std::logic_error("gemm_mr exceeds kMaxGemmRows");
@@ -82,7 +82,7 @@ class Conv3x3Operator final : public Operator {
 
  private:
   const KernelSet& kernels_;
-  Window3x3 window_;
+  Window window_;
   size_t run_;  // floats in one kernel row of a window: 3 pixels x C_in
   AlignedBuffer packed_;
   AlignedBuffer zero_run_;
@@ -117,14 +117,14 @@ class Conv3x3s2c3Operator final : public Operator {
   Packed conv_;
 };
 
-// A depthwise 3x3 layer, float32 or int8 (PackedDepthwise, PackedQs8Depthwise).
+// A depthwise layer, float32 (3x3 or 5x5, PackedDepthwise) or int8 (3x3, PackedQs8Depthwise).
 template <class Packed>
-class Depthwise3x3Operator final : public Operator {
+class DepthwiseOperator final : public Operator {
  public:
   template <class Layer>
-  Depthwise3x3Operator(const KernelSet& kernels, Shape in, size_t stride, Padding padding,
-                       const Layer& layer)
-      : depthwise_(kernels, in, stride, padding, layer) {}
+  DepthwiseOperator(const KernelSet& kernels, Shape in, size_t kernel_size, size_t stride, Padding padding,
+                    const Layer& layer)
+      : depthwise_(kernels, in, kernel_size, stride, padding, layer) {}
 
   // A task is a pair of output rows (the kernel's unit), the last one alone if odd.
   size_t task_count(size_t batch) const override { return batch * pairs(); }
@@ -169,6 +169,31 @@ template <class Apply>
 std::unique_ptr<Operator> make_elementwise(size_t size_per_image, Apply apply) {
   return std::make_unique<ElementwiseOperator<Apply>>(size_per_image, apply);
 }
+
+// Each image's pixels times its gate, in tasks of whole pixels of about kElementwiseChunk values.
+class ChannelMultiplyOperator final : public Operator {
+ public:
+  ChannelMultiplyOperator(const KernelSet& kernels, Shape in)
+      : in_(in), vmulc_(kernels.vmulc), pixels_per_task_(std::max<size_t>(1, kElementwiseChunk / in.channels)),
+        tasks_per_image_(divide_round_up(in.height * in.width, pixels_per_task_)) {}
+
+  size_t task_count(size_t batch) const override { return batch * tasks_per_image_; }
+
+  void run_task(size_t task, const Tensors& tensors, void* /*scratch*/) const override {
+    const size_t image = task / tasks_per_image_;
+    const size_t first = task % tasks_per_image_ * pixels_per_task_;
+    const size_t pixels = std::min(pixels_per_task_, in_.height * in_.width - first);
+    const size_t offset = image * in_.size() + first * in_.channels;
+    vmulc_(pixels, in_.channels, tensors.in0<float>() + offset, tensors.in1<float>() + image * in_.channels,
+           tensors.out<float>() + offset);
+  }
+
+ private:
+  Shape in_;
+  VMulCFn vmulc_;
+  size_t pixels_per_task_;
+  size_t tasks_per_image_;
+};
 
 class GlobalPoolOperator final : public Operator {
  public:
@@ -269,17 +294,30 @@ std::unique_ptr<Operator> make_conv3x3(const KernelSet& kernels, Shape in, size_
                                            bias, clamp);
 }
 
-std::unique_ptr<Operator> make_depthwise3x3(const KernelSet& kernels, Shape in, size_t stride,
-                                            Padding padding, const float* kernel,
-                                            const float* bias, Clamp clamp) {
-  return std::make_unique<Depthwise3x3Operator<PackedDepthwise>>(kernels, in, stride, padding,
-                                                                 F32Layer{kernel, bias, clamp});
+std::unique_ptr<Operator> make_depthwise(const KernelSet& kernels, Shape in, size_t kernel_size,
+                                         size_t stride, Padding padding, const float* kernel,
+                                         const float* bias, Clamp clamp) {
+  if (kernel_size != 3 && kernel_size != 5) {
+    throw std::invalid_argument("a depthwise window is 3x3 or 5x5, got " + std::to_string(kernel_size));
+  }
+  return std::make_unique<DepthwiseOperator<PackedDepthwise>>(kernels, in, kernel_size, stride, padding,
+                                                              F32Layer{kernel, bias, clamp});
 }
 
 std::unique_ptr<Operator> make_add(const KernelSet& kernels, size_t size_per_image,
                                    Clamp clamp) {
   return make_elementwise(size_per_image, [vadd = kernels.vadd, clamp](const Tensors& t, size_t begin, size_t n) {
     vadd(n, t.in0<float>() + begin, t.in1<float>() + begin, t.out<float>() + begin, clamp);
+  });
+}
+
+std::unique_ptr<Operator> make_channel_multiply(const KernelSet& kernels, Shape in) {
+  return std::make_unique<ChannelMultiplyOperator>(kernels, in);
+}
+
+std::unique_ptr<Operator> make_hard_swish(const KernelSet& kernels, size_t size_per_image) {
+  return make_elementwise(size_per_image, [vhswish = kernels.vhswish](const Tensors& t, size_t begin, size_t n) {
+    vhswish(n, t.in0<float>() + begin, t.out<float>() + begin);
   });
 }
 
@@ -309,7 +347,7 @@ std::unique_ptr<Operator> make_qs8_conv3x3s2c3(const KernelSet& kernels, Shape i
 
 std::unique_ptr<Operator> make_qs8_depthwise3x3(const KernelSet& kernels, Shape in, size_t stride,
                                                 Padding padding, const Qs8Layer& layer) {
-  return std::make_unique<Depthwise3x3Operator<PackedQs8Depthwise>>(kernels, in, stride, padding, layer);
+  return std::make_unique<DepthwiseOperator<PackedQs8Depthwise>>(kernels, in, 3, stride, padding, layer);
 }
 
 std::unique_ptr<Operator> make_qs8_add(const KernelSet& kernels, size_t size_per_image,

@@ -24,7 +24,7 @@ struct Shape {
 struct Tensors {
   size_t batch;
   const void* input0;
-  const void* input1;  // second operand of Add, else null
+  const void* input1;  // second operand of Add or Multiply, else null
   void* output;
 
   template <class T>
@@ -100,10 +100,11 @@ std::unique_ptr<Operator> make_conv3x3(const KernelSet& kernels, Shape in, size_
 // Whether a full 3x3 convolution runs on the first-layer kernel (3x3, stride 2, RGB input).
 inline bool is_first_conv(size_t in_channels, size_t stride) { return in_channels == 3 && stride == 2; }
 
-// Depthwise 3x3 convolution, kernel [3][3][channels].
-std::unique_ptr<Operator> make_depthwise3x3(const KernelSet& kernels, Shape in, size_t stride,
-                                            Padding padding, const float* kernel,
-                                            const float* bias, Clamp clamp);
+// Depthwise convolution with a kernel_size x kernel_size window (3 or 5), kernel
+// [kernel_size][kernel_size][channels].
+std::unique_ptr<Operator> make_depthwise(const KernelSet& kernels, Shape in, size_t kernel_size,
+                                         size_t stride, Padding padding, const float* kernel,
+                                         const float* bias, Clamp clamp);
 
 // A MobileNet block in one pass over its rows: [1x1 expand, or the network's first convolution]
 // -> depthwise 3x3 -> [1x1 project] [+ block input], in float32 (Layer F32Layer, Residual
@@ -141,6 +142,13 @@ std::unique_ptr<Operator> make_fused_block(const KernelSet& kernels, Shape in,
 
 std::unique_ptr<Operator> make_add(const KernelSet& kernels, size_t size_per_image, Clamp clamp);
 
+// out[p][c] = input0[p][c] * input1[c] over each image's in.height x in.width pixels: input1
+// holds one 1 x 1 x in.channels gate per image (a squeeze-and-excitation block's).
+std::unique_ptr<Operator> make_channel_multiply(const KernelSet& kernels, Shape in);
+
+// Element-wise hard-swish, x * relu6(x + 3) / 6.
+std::unique_ptr<Operator> make_hard_swish(const KernelSet& kernels, size_t size_per_image);
+
 std::unique_ptr<Operator> make_global_pool(const KernelSet& kernels, Shape in, bool average);
 
 std::unique_ptr<Operator> make_softmax(const KernelSet& kernels, size_t size_per_image);
@@ -168,19 +176,19 @@ std::unique_ptr<Operator> make_quantize(const KernelSet& kernels, size_t size_pe
 std::unique_ptr<Operator> make_dequantize(const KernelSet& kernels, size_t size_per_image,
                                           Quantization input);
 
-// Output extent of a 3x3 window: (in + pad_before + pad_after - 3) / stride + 1.
-inline size_t conv3x3_output_size(size_t in, size_t pad_before, size_t pad_after,
-                                  size_t stride) {
-  return (in + pad_before + pad_after - 3) / stride + 1;
+// Output extent of a window of `size` taps: (in + pad_before + pad_after - size) / stride + 1.
+inline size_t window_output_size(size_t in, size_t size, size_t pad_before, size_t pad_after,
+                                 size_t stride) {
+  return (in + pad_before + pad_after - size) / stride + 1;
 }
 
-// Where a 3x3 window with a stride and padding falls over an input: the geometry of the 3x3
-// layers (full, first-layer and depthwise convolutions).
-struct Window3x3 {
-  Window3x3(Shape in, size_t stride, Padding padding, size_t out_channels)
-      : in(in), stride(stride), padding(padding),
-        out{conv3x3_output_size(in.height, padding.top, padding.bottom, stride),
-            conv3x3_output_size(in.width, padding.left, padding.right, stride), out_channels} {}
+// Where a size x size window with a stride and padding falls over an input: the geometry of the
+// window layers (3x3 full, first-layer and depthwise convolutions; 5x5 depthwise).
+struct Window {
+  Window(Shape in, size_t size, size_t stride, Padding padding, size_t out_channels)
+      : in(in), size(size), stride(stride), padding(padding),
+        out{window_output_size(in.height, size, padding.top, padding.bottom, stride),
+            window_output_size(in.width, size, padding.left, padding.right, stride), out_channels} {}
 
   // The input row under kernel row `ky` of output row `oy`: in.height or more (the subtraction
   // wraps) where the kernel overhangs the top or bottom of the image.
@@ -198,6 +206,7 @@ struct Window3x3 {
   }
 
   Shape in;
+  size_t size;  // taps along each axis
   size_t stride;
   Padding padding;
   Shape out;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <type_traits>
 
 namespace mnengine {
@@ -19,6 +20,12 @@ AlignedArray<int8_t> zero_point_row(size_t count, Quantization quantization) {
   AlignedArray<int8_t> row(count);
   std::fill_n(row.data(), count, static_cast<int8_t>(quantization.zero_point));
   return row;
+}
+
+// The int8 depthwise kernels are 3x3 (Network rejects int8 5x5 nodes before this).
+size_t check_qs8_depthwise_size(size_t kernel_size) {
+  if (kernel_size != 3) throw std::invalid_argument("the int8 depthwise convolution is 3x3 only");
+  return kernel_size;
 }
 
 }  // namespace
@@ -105,28 +112,30 @@ template class PackedQs8Gemm<float>;
 
 PackedConv3x3s2c3::PackedConv3x3s2c3(const KernelSet& kernels, Shape in, size_t out_channels,
                                      Padding padding, const F32Layer& layer)
-    : kernels_(kernels), window_(in, 2, padding, out_channels),
+    : kernels_(kernels), window_(in, 3, 2, padding, out_channels),
       packed_(pack_channel_group_weights(out_channels, 27, kernels.conv3x3s2c3_cr, layer.kernel, layer.bias)),
       zero_row_(in.width * 3), clamp_(layer.clamp) {}
 
 PackedQs8Conv3x3s2c3::PackedQs8Conv3x3s2c3(const KernelSet& kernels, Shape in, size_t out_channels,
                                            Padding padding, const Qs8Layer& layer)
-    : kernels_(kernels.qs8), window_(in, 2, padding, out_channels),
+    : kernels_(kernels.qs8), window_(in, 3, 2, padding, out_channels),
       packed_(pack_qs8_channel_group_weights(out_channels, 27, kernels.qs8.conv3x3s2c3_cr, layer.kernel,
                                              layer.bias, qs8_requantization_scales(layer, out_channels).data(),
                                              layer.input.zero_point)),
       zero_row_(zero_point_row(in.width * 3, layer.input)), input_zero_point_(layer.input.zero_point),
       output_(qs8_output(layer.output, layer.clamp)) {}
 
-PackedDepthwise::PackedDepthwise(const KernelSet& kernels, Shape in, size_t stride,
+PackedDepthwise::PackedDepthwise(const KernelSet& kernels, Shape in, size_t kernel_size, size_t stride,
                                  Padding padding, const F32Layer& layer)
-    : kernels_(kernels), window_(in, stride, padding, in.channels),
-      packed_(pack_channel_group_weights(in.channels, 9, kernels.dwconv_cr, layer.kernel, layer.bias)),
+    : dwconv_(kernel_size == 5 ? kernels.dwconv5x5 : kernels.dwconv3x3),
+      window_(in, kernel_size, stride, padding, in.channels),
+      packed_(pack_channel_group_weights(in.channels, kernel_size * kernel_size, kernels.dwconv_cr, layer.kernel,
+                                         layer.bias)),
       zero_row_(in.width * in.channels), clamp_(layer.clamp) {}
 
-PackedQs8Depthwise::PackedQs8Depthwise(const KernelSet& kernels, Shape in, size_t stride,
+PackedQs8Depthwise::PackedQs8Depthwise(const KernelSet& kernels, Shape in, size_t kernel_size, size_t stride,
                                        Padding padding, const Qs8Layer& layer)
-    : kernels_(kernels.qs8), window_(in, stride, padding, in.channels),
+    : kernels_(kernels.qs8), window_(in, check_qs8_depthwise_size(kernel_size), stride, padding, in.channels),
       packed_(pack_qs8_channel_group_weights(in.channels, 9, kernels.qs8.dwconv_cr, layer.kernel, layer.bias,
                                              qs8_requantization_scales(layer, in.channels).data(),
                                              layer.input.zero_point)),

@@ -130,7 +130,7 @@ class PackedConv3x3s2c3 {
 
  private:
   const KernelSet& kernels_;
-  Window3x3 window_;
+  Window window_;
   AlignedBuffer packed_;
   AlignedBuffer zero_row_;
   Clamp clamp_;
@@ -157,35 +157,36 @@ class PackedQs8Conv3x3s2c3 {
 
  private:
   const Qs8KernelSet& kernels_;
-  Window3x3 window_;
+  Window window_;
   ByteBuffer packed_;
   AlignedArray<int8_t> zero_row_;
   int32_t input_zero_point_;
   Qs8Output output_;
 };
 
-// Output rows [oy, oy + count) of a depthwise 3x3 layer into `out` (contiguous), two at a time
-// (the kernels' unit): gathers each pair's input rows, `zero_row` above and below the image,
-// and calls kernel(rows_now, rows, out).
+// Output rows [oy, oy + count) of a depthwise layer (3x3 or 5x5) into `out` (contiguous), two at
+// a time (the kernels' unit): gathers each pair's input rows, `zero_row` above and below the
+// image, and calls kernel(rows_now, rows, out).
 template <class T, class InputRow, class Kernel>
-void run_depthwise_rows(const Window3x3& window, size_t oy, size_t count, InputRow&& input_row,
+void run_depthwise_rows(const Window& window, size_t oy, size_t count, InputRow&& input_row,
                         const T* zero_row, T* out, Kernel&& kernel) {
   const size_t out_row = window.out.width * window.out.channels;
   for (size_t end = oy + count; oy < end; oy += 2, out += 2 * out_row) {
     const size_t rows_now = end - oy >= 2 ? 2 : 1;
-    const T* rows[5];
-    window.gather_rows(oy, (rows_now - 1) * window.stride + 3, input_row, zero_row, rows);
+    const T* rows[2 + 5];  // at most stride 2 + a 5x5 window
+    window.gather_rows(oy, (rows_now - 1) * window.stride + window.size, input_row, zero_row, rows);
     kernel(rows_now, rows, out);
   }
 }
 
-// A depthwise 3x3 convolution over one image, computed an output row at a time.
+// A depthwise convolution over one image (3x3 or 5x5: dwconv3x3 or dwconv5x5), computed an
+// output row at a time.
 class PackedDepthwise {
  public:
   using Element = float;
 
-  PackedDepthwise(const KernelSet& kernels, Shape in, size_t stride, Padding padding,
-                  const F32Layer& layer);
+  PackedDepthwise(const KernelSet& kernels, Shape in, size_t kernel_size, size_t stride,
+                  Padding padding, const F32Layer& layer);
 
   Shape input() const { return window_.in; }
   Shape output() const { return window_.out; }
@@ -198,26 +199,27 @@ class PackedDepthwise {
   void run_rows(size_t oy, size_t count, InputRow&& input_row, float* out) const {
     run_depthwise_rows(window_, oy, count, input_row, zero_row_.data(), out,
                        [&](size_t rows_now, const float* const* rows, float* y) {
-                         kernels_.dwconv3x3(window_.in.channels, rows_now, window_.out.width, window_.in.width,
-                                            window_.stride, window_.padding.left, rows, packed_.data(), y, clamp_);
+                         dwconv_(window_.in.channels, rows_now, window_.out.width, window_.in.width,
+                                 window_.stride, window_.padding.left, rows, packed_.data(), y, clamp_);
                        });
   }
 
  private:
-  const KernelSet& kernels_;
-  Window3x3 window_;
+  DwConv3x3Fn dwconv_;  // the kernel set's dwconv3x3 or dwconv5x5 (one signature)
+  Window window_;
   AlignedBuffer packed_;
   AlignedBuffer zero_row_;
   Clamp clamp_;
 };
 
-// The int8 depthwise convolution; rows above or below the image read as the input zero point.
+// The int8 depthwise convolution, 3x3 only (kernel_size must be 3); rows above or below the
+// image read as the input zero point.
 class PackedQs8Depthwise {
  public:
   using Element = int8_t;
 
-  PackedQs8Depthwise(const KernelSet& kernels, Shape in, size_t stride, Padding padding,
-                     const Qs8Layer& layer);
+  PackedQs8Depthwise(const KernelSet& kernels, Shape in, size_t kernel_size, size_t stride,
+                     Padding padding, const Qs8Layer& layer);
 
   Shape input() const { return window_.in; }
   Shape output() const { return window_.out; }
@@ -236,7 +238,7 @@ class PackedQs8Depthwise {
 
  private:
   const Qs8KernelSet& kernels_;
-  Window3x3 window_;
+  Window window_;
   ByteBuffer packed_;
   AlignedArray<int8_t> zero_row_;
   int32_t input_zero_point_;

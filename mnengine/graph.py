@@ -20,20 +20,45 @@ OPS: Dict[str, Tuple[str, ...]] = {
     "conv3x3": ("kernel", "bias", "weight_scale"),  # full 3x3 convolution, kernel (3, 3, C_in, C_out)
     "conv1x1": ("kernel", "bias", "weight_scale"),  # pointwise convolution, kernel (C_in, C_out)
     "depthwise3x3": ("kernel", "bias", "weight_scale"),  # depthwise 3x3 convolution, kernel (3, 3, C)
+    "depthwise5x5": ("kernel", "bias", "weight_scale"),  # depthwise 5x5 convolution, kernel (5, 5, C)
     "dense": ("kernel", "bias", "weight_scale"),  # fully connected on the flattened input, kernel (H*W*C, units)
     "add": (),  # element-wise sum of two tensors of one shape
     "global_avg_pool": (),
     "global_max_pool": (),
     "softmax": (),
     "sigmoid": (),  # element-wise logistic function
+    "multiply": (),  # inputs (x, gate): x (H, W, C) times the gate (1, 1, C) per channel (squeeze-excite)
+    "hard_swish": (),  # element-wise x * relu6(x + 3) / 6
 }
 
-#: Activations fused into an operator, as the [min, max] clamp the kernels apply.
+#: Activations fused into an operator, as the [min, max] clamp the kernels apply last.
+#: "hard_swish" (x * relu6(x + 3) / 6) is the kernels' hard-swish output stage, unclamped.
+#: "hard_sigmoid" (relu6(x + 3) / 6, Keras MobileNetV3's) is folded into the layer when the
+#: engine is built: kernel / 6, (bias + 3) / 6 (a layer without a bias gets 3 / 6) and the clamp
+#: [0, 1]; graphs and files keep the unfolded weights.
 ACTIVATIONS: Dict[str, Tuple[float, float]] = {
     "linear": (-math.inf, math.inf),
     "relu": (0.0, math.inf),
     "relu6": (0.0, 6.0),
+    "hard_swish": (-math.inf, math.inf),
+    "hard_sigmoid": (0.0, 1.0),
 }
+
+#: The operators each activation may be fused into (the clamp-only ones: every operator with
+#: weights, and add).
+_WINDOW_OPS = ("conv3x3", "depthwise3x3", "depthwise5x5")
+_LAYER_OPS = _WINDOW_OPS + ("conv1x1", "dense")
+ACTIVATION_OPS: Dict[str, Tuple[str, ...]] = {
+    "linear": tuple(OPS),
+    "relu": _LAYER_OPS + ("add",),
+    "relu6": _LAYER_OPS + ("add",),
+    "hard_swish": _LAYER_OPS,
+    "hard_sigmoid": ("conv1x1", "dense"),
+}
+
+#: What int8 graphs cannot hold: MobileNetV3's operators and activations run in float32 only.
+FLOAT32_ONLY_OPS = ("depthwise5x5", "multiply", "hard_swish")
+FLOAT32_ONLY_ACTIVATIONS = ("hard_swish", "hard_sigmoid")
 
 #: Input preprocessing a model expects of 0..255 RGB pixels.
 PREPROCESSING = ("mobilenet", "none")  # x / 127.5 - 1 (keras mobilenet.preprocess_input), or x
@@ -123,14 +148,14 @@ class Graph:
         return sum(self.node_multiply_adds())
 
     def node_multiply_adds(self) -> List[int]:
-        """Multiply-accumulates of each node, in order (0 for adds, pooling, softmax)."""
+        """Multiply-accumulates of each node, in order (0 for element-wise operators, pooling, softmax)."""
         shapes = self.shapes()
         counts = []
         for node in self.nodes:
             out = shapes[node.name]
             kernel = node.weights.get("kernel")
-            if node.op == "depthwise3x3":
-                counts.append(out[0] * out[1] * out[2] * 9)
+            if node.op in ("depthwise3x3", "depthwise5x5"):
+                counts.append(out[0] * out[1] * kernel.size)
             elif kernel is not None:
                 counts.append(out[0] * out[1] * kernel.size)
             else:
@@ -155,16 +180,23 @@ class Graph:
                 "padding": tuple(node.padding),
                 "clamp": ACTIVATIONS[node.activation],
             }
+            if node.activation == "hard_swish":
+                spec["hard_swish"] = True
             if "kernel" in node.weights:
                 if self.int8:
                     spec["kernel"] = np.ascontiguousarray(node.weights["kernel"], dtype=np.int8)
                     bias = node.weights.get("bias")
                     spec["bias"] = np.ascontiguousarray(bias, dtype=np.int32) if bias is not None else None
                     spec["weight_scale"] = _as_f32(node.weights["weight_scale"])
+                elif node.activation == "hard_sigmoid":
+                    # relu6(k x + b + 3) / 6 = clamp((k / 6) x + (b + 3) / 6, 0, 1)
+                    bias = node.weights.get("bias")
+                    spec["kernel"] = _as_f32(np.asarray(node.weights["kernel"], np.float64) / 6.0)
+                    spec["bias"] = _as_f32((np.zeros(shapes[node.name][2]) if bias is None else np.asarray(bias, np.float64)) / 6.0 + 0.5)
                 else:
                     spec["kernel"] = _as_f32(node.weights["kernel"])
                     spec["bias"] = _as_f32(node.weights["bias"]) if "bias" in node.weights else None
-                if node.op != "depthwise3x3":
+                if node.op not in ("depthwise3x3", "depthwise5x5"):
                     spec["out_channels"] = shapes[node.name][2]
             if node.quantization is not None:
                 spec["output_quantization"] = node.quantization
@@ -196,8 +228,8 @@ def same_padding(size: int, stride: int, kernel: int = 3) -> Tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def window_output(size: int, before: int, after: int, stride: int) -> int:
-    return (size + before + after - 3) // stride + 1
+def window_output(size: int, before: int, after: int, stride: int, kernel: int = 3) -> int:
+    return (size + before + after - kernel) // stride + 1
 
 
 def _infer_shapes(graph: Graph) -> Dict[str, Shape]:
@@ -231,7 +263,13 @@ def _infer_shapes(graph: Graph) -> Dict[str, Shape]:
             raise fail(node, "duplicate node name")
         if node.activation not in ACTIVATIONS:
             raise fail(node, f"activation must be one of {sorted(ACTIVATIONS)}, got {node.activation!r}")
-        arity = 2 if node.op == "add" else 1
+        if node.op not in ACTIVATION_OPS[node.activation]:
+            raise fail(node, f"takes no fused activation {node.activation!r} (it fuses into "
+                             f"{', '.join(ACTIVATION_OPS[node.activation])})")
+        if graph.int8 and (node.op in FLOAT32_ONLY_OPS or node.activation in FLOAT32_ONLY_ACTIVATIONS):
+            what = f"operator {node.op!r}" if node.op in FLOAT32_ONLY_OPS else f"activation {node.activation!r}"
+            raise fail(node, f"{what} runs in float32 only: an int8 graph cannot hold it (int8 MobileNetV3 is not supported)")
+        arity = 2 if node.op in ("add", "multiply") else 1
         if len(node.inputs) != arity:
             raise fail(node, f"takes {arity} input(s), got {len(node.inputs)}")
         for name in node.inputs:
@@ -257,20 +295,22 @@ def _infer_shapes(graph: Graph) -> Dict[str, Shape]:
             if kshape[-1] < 1:
                 raise fail(node, f"kernel shape {kshape} has no output channels")
 
-        if node.op in ("conv3x3", "depthwise3x3"):
+        if node.op in _WINDOW_OPS:
+            size = 5 if node.op == "depthwise5x5" else 3
             if node.stride not in (1, 2):
                 raise fail(node, f"stride must be 1 or 2, got {node.stride}")
             if len(node.padding) != 4 or not all(p in (0, 1, 2) for p in node.padding):
                 raise fail(node, f"padding (top, bottom, left, right) must be 0, 1 or 2 each, got {node.padding}")
             top, bottom, left, right = node.padding
-            if h + top + bottom < 3 or w + left + right < 3:
-                raise fail(node, f"input {(h, w)} with padding {node.padding} is smaller than the 3x3 window")
-            oh, ow = window_output(h, top, bottom, node.stride), window_output(w, left, right, node.stride)
+            if h + top + bottom < size or w + left + right < size:
+                raise fail(node, f"input {(h, w)} with padding {node.padding} is smaller than the {size}x{size} window")
+            oh = window_output(h, top, bottom, node.stride, size)
+            ow = window_output(w, left, right, node.stride, size)
             if node.op == "conv3x3":
                 expect_kernel((3, 3, c, None))
                 out = (oh, ow, kshape[3])
             else:
-                expect_kernel((3, 3, c))
+                expect_kernel((size, size, c))
                 out = (oh, ow, c)
         elif node.op == "conv1x1":
             expect_kernel((c, None))
@@ -283,15 +323,18 @@ def _infer_shapes(graph: Graph) -> Dict[str, Shape]:
             if other != (h, w, c):
                 raise fail(node, f"operand shapes differ: {(h, w, c)} and {other}")
             out = (h, w, c)
+        elif node.op == "multiply":
+            gate = shapes[node.inputs[1]]
+            if gate != (1, 1, c):
+                raise fail(node, f"the gate {node.inputs[1]!r} must be (1, 1, {c}) for input {(h, w, c)}, got {gate}")
+            out = (h, w, c)
         elif node.op in ("global_avg_pool", "global_max_pool"):
             out = (1, 1, c)
-        else:  # softmax, sigmoid
+        else:  # softmax, sigmoid, hard_swish
             out = (h, w, c)
-        if node.op not in ("conv3x3", "conv1x1", "depthwise3x3", "dense", "add") and node.activation != "linear":
-            raise fail(node, f"takes no fused activation, got {node.activation!r}")
         if "bias" in node.weights and tuple(node.weights["bias"].shape) != (out[2],):
             raise fail(node, f"bias shape {tuple(node.weights['bias'].shape)}, expected {(out[2],)}")
-        if node.op not in ("conv3x3", "depthwise3x3") and (node.stride != 1 or any(node.padding)):
+        if node.op not in _WINDOW_OPS and (node.stride != 1 or any(node.padding)):
             raise fail(node, "takes no stride or padding")
         if graph.int8:
             _check_int8_node(node, (h, w, c), out, float_outputs, fail)

@@ -2,8 +2,10 @@
 
 Layout: a 32-byte preamble (magic, version, header length, file length, CRC-32), a UTF-8
 JSON header describing the graph, then 64-byte aligned little-endian tensors: float32 in
-version 1; float32, int8 or int32 in version 2, which also stores int8 graphs' quantization.
-Version 2 is written; both are read.
+version 1; float32, int8 or int32 in version 2, which also stores int8 graphs' quantization;
+version 3 is version 2 with MobileNetV3's operators and activations. A file is written in the
+lowest of versions 2 and 3 that holds its graph, so that files without MobileNetV3 layers stay
+readable by version-2 readers; all three are read.
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ from .errors import ModelFormatError
 from .graph import OPS, Graph, Node, Quantization, iter_weights
 
 MAGIC = b"MNENGINE"
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3  # the newest version, which save() writes for graphs that need it
+READABLE_VERSIONS = (1, 2, 3)
+#: What version 3 added: the operators and activations of MobileNetV3.
+VERSION_3_OPS = ("depthwise5x5", "multiply", "hard_swish")
+VERSION_3_ACTIVATIONS = ("hard_swish", "hard_sigmoid")
 _PREAMBLE = struct.Struct("<8sIIQII")  # magic, version, header length, file length, crc32, reserved
 _ALIGNMENT = 64
 #: Tensor element types by their name in the header (version 1 has float32 only).
@@ -36,6 +41,21 @@ PathLike = Union[str, os.PathLike]
 
 def _align(n: int) -> int:
     return -(-n // _ALIGNMENT) * _ALIGNMENT
+
+
+def _version_3_feature(node: Node) -> Optional[str]:
+    """What of `node` needs version 3 (its operator or activation), or None."""
+    if node.op in VERSION_3_OPS:
+        return f"operator {node.op!r}"
+    if node.activation in VERSION_3_ACTIVATIONS:
+        return f"activation {node.activation!r}"
+    return None
+
+
+def file_version(graph: Graph) -> int:
+    """The version :func:`save` writes `graph` in: 3 if it uses an operator or activation that
+    version 3 added, else 2."""
+    return 3 if any(_version_3_feature(node) for node in graph.nodes) else 2
 
 
 def save(graph: Graph, path: PathLike) -> None:
@@ -85,7 +105,7 @@ def save(graph: Graph, path: PathLike) -> None:
         start = data_start - _PREAMBLE.size + tensor["offset"]
         body[start : start + len(blob)] = blob
     file_length = _PREAMBLE.size + len(body)
-    preamble = _PREAMBLE.pack(MAGIC, FORMAT_VERSION, len(header_bytes), file_length, zlib.crc32(body), 0)
+    preamble = _PREAMBLE.pack(MAGIC, file_version(graph), len(header_bytes), file_length, zlib.crc32(body), 0)
 
     path = Path(path)
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
@@ -180,18 +200,20 @@ def _graph_from_header(header: Any, data: mmap.mmap, data_start: int, version: i
         padding = n.int_list("padding")
         if len(padding) != 4:
             raise ModelFormatError(f"node {i}: padding must have 4 values (top, bottom, left, right), got {padding}")
-        nodes.append(
-            Node(
-                name=n.str("name"),
-                op=n.str("op"),
-                inputs=[_HeaderReader(x, f"node {i} input").value_str() for x in n.list("inputs")],
-                weights=weights,
-                stride=n.int("stride"),
-                padding=tuple(padding),
-                activation=n.str("activation"),
-                quantization=n.quantization("quantization") if version >= 2 else None,
-            )
+        node = Node(
+            name=n.str("name"),
+            op=n.str("op"),
+            inputs=[_HeaderReader(x, f"node {i} input").value_str() for x in n.list("inputs")],
+            weights=weights,
+            stride=n.int("stride"),
+            padding=tuple(padding),
+            activation=n.str("activation"),
+            quantization=n.quantization("quantization") if version >= 2 else None,
         )
+        feature = _version_3_feature(node) if version < 3 else None
+        if feature is not None:
+            raise ModelFormatError(f"node {i} ({node.name!r}): {feature} needs format version 3; the file is version {version}")
+        nodes.append(node)
     labels = header.get("labels")
     if labels is not None and not (isinstance(labels, list) and all(isinstance(x, str) for x in labels)):
         raise ModelFormatError("header: labels must be a list of strings or null")

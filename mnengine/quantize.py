@@ -32,7 +32,8 @@ import numpy as np
 
 from . import _core
 from .engine import default_threads, requested_isa
-from .graph import DEQUANTIZING_OPS, FLOAT_OPS, INPUT, MAX_INT8_BIAS, Graph, Node, Quantization
+from .graph import (DEQUANTIZING_OPS, FLOAT32_ONLY_ACTIVATIONS, FLOAT32_ONLY_OPS, FLOAT_OPS, INPUT, MAX_INT8_BIAS,
+                    Graph, Node, Quantization)
 from .images import expand_paths, is_single_image, to_batch
 
 __all__ = ["DEFAULT_CALIBRATION_COUNT", "calibration_files", "quantize"]
@@ -99,6 +100,10 @@ def quantize(graph: Graph, calibration: Union[np.ndarray, Iterable[Any]], *, thr
         raise ValueError(f"{graph.name} is already an int8 graph")
     shapes = graph.shapes()
     for node in graph.nodes:
+        if node.op in FLOAT32_ONLY_OPS or node.activation in FLOAT32_ONLY_ACTIVATIONS:
+            what = f"operator {node.op!r}" if node.op in FLOAT32_ONLY_OPS else f"activation {node.activation!r}"
+            raise ValueError(f"layer {node.name!r}: int8 has no {what} (MobileNetV3's hard-swish, squeeze-excite "
+                             f"and 5x5 depthwise layers run in float32 only); keep {graph.name} float32")
         h, w, c = shapes[node.inputs[0]]
         if node.op == "conv3x3" and not (c == 3 and node.stride == 2):
             raise ValueError(f"layer {node.name!r}: int8 runs a full 3x3 convolution only as a first layer "

@@ -1,6 +1,6 @@
 """Float64 NumPy references, written from Keras's definitions and independent of mnengine.
 
-Layers take NHWC float64 arrays. The networks run MobileNet v1 and v2 from Keras-layout
+Layers take NHWC float64 arrays. The networks run MobileNet v1, v2 and v3 from Keras-layout
 weights with BatchNormalization applied as Keras applies it (not folded), so they check
 mnengine's graph building and folding as well as its kernels.
 """
@@ -63,6 +63,21 @@ def relu6(x):
     return np.clip(x, 0.0, 6.0)
 
 
+def relu(x):
+    return np.maximum(x, 0.0)
+
+
+def hard_sigmoid(x):
+    """keras.applications.mobilenet_v3.hard_sigmoid: ReLU(6)(x + 3) * (1 / 6)."""
+    return relu6(np.asarray(x, np.float64) + 3.0) * (1.0 / 6.0)
+
+
+def hard_swish(x):
+    """Keras's "hard_swish" activation: x * relu6(x + 3) / 6."""
+    x = np.asarray(x, np.float64)
+    return x * relu6(x + 3.0) / 6.0
+
+
 def batch_norm(x, bn, epsilon=1e-3):
     return (x - bn["moving_mean"]) / np.sqrt(np.asarray(bn["moving_variance"], np.float64) + epsilon) * bn["gamma"] + bn["beta"]
 
@@ -118,6 +133,55 @@ def mobilenet_v2(x, w: Weights, include_top=True):
         return x
     x = x.mean(axis=(1, 2))
     return softmax(dense(x, w["predictions"]["kernel"], w["predictions"]["bias"]))
+
+
+# Per block of keras.applications MobileNetV3Small / MobileNetV3Large (stack_fn): stride, and
+# whether it uses ReLU rather than the model's activation. Kernel sizes, channels and
+# squeeze-excite are read off the weights.
+_V3_BLOCKS = {
+    "small": [(2, True), (2, True), (1, True)] + [(2, False)] + [(1, False)] * 4 + [(2, False), (1, False), (1, False)],
+    "large": [(1, True), (2, True), (1, True), (2, True), (1, True), (1, True), (2, False)] + [(1, False)] * 5
+    + [(2, False), (1, False), (1, False)],
+}
+
+
+def mobilenet_v3(x, w: Weights, model_type="small", minimalistic=False, include_top=True, classifier_activation="softmax"):
+    """keras.applications.MobileNetV3Small/Large's forward pass on input x (N, H, W, 3) already
+    rescaled to [-1, 1] (its Rescaling layer), with an input shape given (correct_pad sees it).
+    classifier_activation=None returns the logits."""
+    activation = relu if minimalistic else hard_swish
+    h, wd = x.shape[1:3]
+    x = conv2d(x, w["conv"]["kernel"], stride=2, padding=keras_same_padding(h, 2) + keras_same_padding(wd, 2))
+    x = activation(batch_norm(x, w["conv_bn"]))
+    for block, (stride, uses_relu) in enumerate(_V3_BLOCKS[model_type]):
+        prefix = f"expanded_conv_{block}_" if block else "expanded_conv_"
+        act = relu if uses_relu else activation
+        shortcut = x
+        if block:
+            x = act(batch_norm(conv2d(x, w[prefix + "expand"]["kernel"]), w[prefix + "expand_bn"]))
+        kernel = w[prefix + "depthwise"]["depthwise_kernel"][:, :, :, 0]
+        k = kernel.shape[0]
+        if stride == 2:  # ZeroPadding2D(imagenet_utils.correct_pad(x, k)), then "valid"
+            adjust = (1 - x.shape[1] % 2, 1 - x.shape[2] % 2)
+            padding = (k // 2 - adjust[0], k // 2, k // 2 - adjust[1], k // 2)
+        else:  # "same"
+            padding = keras_same_padding(x.shape[1], 1, k) + keras_same_padding(x.shape[2], 1, k)
+        x = act(batch_norm(depthwise_conv2d(x, kernel, stride=stride, padding=padding), w[prefix + "depthwise_bn"]))
+        if prefix + "squeeze_excite_conv" in w:  # _se_block
+            s = x.mean(axis=(1, 2), keepdims=True)
+            s = relu(conv2d(s, w[prefix + "squeeze_excite_conv"]["kernel"], w[prefix + "squeeze_excite_conv"]["bias"]))
+            s = hard_sigmoid(conv2d(s, w[prefix + "squeeze_excite_conv_1"]["kernel"], w[prefix + "squeeze_excite_conv_1"]["bias"]))
+            x = x * s
+        x = batch_norm(conv2d(x, w[prefix + "project"]["kernel"]), w[prefix + "project_bn"])
+        if stride == 1 and shortcut.shape[-1] == x.shape[-1]:
+            x = shortcut + x
+    x = activation(batch_norm(conv2d(x, w["conv_1"]["kernel"]), w["conv_1_bn"]))
+    if not include_top:
+        return x
+    x = x.mean(axis=(1, 2), keepdims=True)
+    x = activation(conv2d(x, w["conv_2"]["kernel"], w["conv_2"]["bias"]))
+    x = conv2d(x, w["logits"]["kernel"], w["logits"]["bias"]).reshape(x.shape[0], -1)
+    return x if classifier_activation is None else softmax(x)
 
 
 def relative_error(actual, expected, scale=None) -> float:

@@ -36,29 +36,39 @@ def apply_activation(y, activation):
     return np.clip(y, low, high)
 
 
-def padding_for(mode, size_h, size_w, stride):
+def padding_for(mode, size_h, size_w, stride, kernel=3):
     """The paddings Keras models use: 'same', 'valid', and ZeroPadding2D + 'valid' as
-    keras.applications MobileNet v1 ((0, 1), (0, 1)) and v2 (correct_pad) do at stride 2."""
+    keras.applications MobileNet v1 ((0, 1), (0, 1)) and v2 and v3 (correct_pad) do at stride
+    2, plus 5x5 windows overhanging each side by each amount up to 4 ('asymmetric', 'overhang',
+    'bottom_right')."""
     if mode == "same":
-        return same_padding(size_h, stride) + same_padding(size_w, stride)
+        return same_padding(size_h, stride, kernel) + same_padding(size_w, stride, kernel)
     if mode == "valid":
         return (0, 0, 0, 0)
+    if mode == "correct_pad":  # imagenet_utils.correct_pad: k // 2 after, one less before on even sizes
+        half = kernel // 2
+        return (half - 1 + size_h % 2, half, half - 1 + size_w % 2, half)
     if mode == "zero_pad_bottom_right":
         return (0, 1, 0, 1)
     if mode == "zero_pad_all":
         return (1, 1, 1, 1)
     if mode == "asymmetric":
-        return (2, 0, 1, 2)
+        return (2, 0, 1, 2) if kernel == 3 else (4, 1, 3, 1)
+    if mode == "overhang":
+        return (3, 3, 4, 4)
+    if mode == "bottom_right":
+        return (0, 4, 0, 3)
     raise ValueError(mode)
 
 
 PAD_MODES = ["same", "valid", "zero_pad_bottom_right", "zero_pad_all", "asymmetric"]
+PAD_MODES_5X5 = ["same", "valid", "correct_pad", "asymmetric", "overhang", "bottom_right"]
 
 
-def window_fits(mode, size, stride):
-    """Whether a 3x3 window fits a `size` x `size` input padded as `mode` pads it."""
-    top, bottom, left, right = padding_for(mode, size, size, stride)
-    return size + top + bottom >= 3 and size + left + right >= 3
+def window_fits(mode, size, stride, kernel=3):
+    """Whether a kernel x kernel window fits a `size` x `size` input padded as `mode` pads it."""
+    top, bottom, left, right = padding_for(mode, size, size, stride, kernel)
+    return size + top + bottom >= kernel and size + left + right >= kernel
 
 
 IN_CHANNELS = [1, 3, 8, 17]
@@ -109,6 +119,65 @@ def test_depthwise3x3(isa, rng, channels, h, w, stride, mode, batch, threads, ac
     x = rng.standard_normal((batch, h, w, channels)).astype(np.float32)
     node = Node("dw", "depthwise3x3", ["input"], {"kernel": kernel, "bias": bias}, stride, padding, activation)
     y = run_poisoned(network(isa, threads, (h, w, channels), node), x)
+    before_activation = reference.depthwise_conv2d(x, kernel, bias, stride, padding)
+    expected = apply_activation(before_activation, activation)
+    assert reference.relative_error(y, expected, scale=before_activation) < TOLERANCE
+
+
+# Every remainder of the vector widths 4, 8 and 16 (NEON, AVX2, AVX-512), and a few groups more.
+CHANNELS_5X5 = [1, 3, 7, 8, 15, 16, 17, 31, 33, 64, 65, 100]
+ACTIVATIONS_5X5 = ["linear", "relu", "relu6"]
+
+
+def depthwise5x5_cases():
+    """(channels, height, width, stride, padding mode, batch, threads, activation) for the 5x5
+    depthwise kernel: for each stride and padding mode, every height from 1 to 17 that the
+    padded window fits, each twice with widths in two other orders (every fitting width meets
+    each stride and mode twice); channels, batch, threads and activation cycle with periods 12,
+    24, 48 and 3. Then MobileNetV3's 5x5 layers, whose rows are long enough for every block."""
+    cases = []
+    for stride, mode in itertools.product((1, 2), PAD_MODES_5X5):
+        sizes = [size for size in SIZES if window_fits(mode, size, stride, 5)]
+        for j, h in enumerate(sizes):
+            for step, shift in ((7, 3), (5, 11)):  # 5 and 7 are prime to every count of sizes here
+                w = sizes[(step * j + shift) % len(sizes)]
+                i = len(cases)
+                cases.append((CHANNELS_5X5[i % 12], h, w, stride, mode, (1, 3)[i // 12 % 2], (1, 2)[i // 24 % 2],
+                              ACTIVATIONS_5X5[i % 3]))
+    cases += [(72, 56, 56, 2, "correct_pad", 1, 2, "relu"), (120, 28, 28, 1, "same", 1, 1, "relu6"),
+              (240, 14, 14, 1, "same", 3, 2, "linear"), (96, 28, 28, 2, "correct_pad", 1, 1, "relu"),
+              (672, 14, 14, 2, "correct_pad", 1, 2, "linear"), (960, 7, 7, 1, "same", 3, 1, "relu6")]
+    return cases
+
+
+def depthwise5x5_node(kernel, bias, stride, padding, activation):
+    """A core node dict (what Graph.core_nodes makes of a "depthwise5x5" node)."""
+    return {"kind": "depthwise5x5", "inputs": [0], "stride": stride, "padding": tuple(padding),
+            "clamp": ACTIVATIONS[activation], "kernel": kernel, "bias": bias}
+
+
+def test_depthwise5x5_cases_cover_every_size():
+    cases = depthwise5x5_cases()
+    for stride, mode in itertools.product((1, 2), PAD_MODES_5X5):
+        fitting = {size for size in SIZES if window_fits(mode, size, stride, 5)}
+        assert {c[1] for c in cases if c[3:5] == (stride, mode)} & set(SIZES) == fitting
+        assert {c[2] for c in cases if c[3:5] == (stride, mode)} & set(SIZES) == fitting
+    assert {(c[0], c[5], c[6]) for c in cases} >= set(itertools.product(CHANNELS_5X5, (1, 3), (1, 2)))
+    # Every side padded by every amount from 0 to 4 somewhere.
+    paddings = {padding_for(c[4], c[1], c[2], c[3], 5) for c in cases}
+    for side in range(4):
+        assert {p[side] for p in paddings} == {0, 1, 2, 3, 4}
+
+
+@pytest.mark.parametrize("channels,h,w,stride,mode,batch,threads,activation", depthwise5x5_cases())
+def test_depthwise5x5(isa, rng, channels, h, w, stride, mode, batch, threads, activation):
+    padding = padding_for(mode, h, w, stride, 5)
+    kernel = rng.standard_normal((5, 5, channels)).astype(np.float32)
+    bias = rng.standard_normal(channels).astype(np.float32)
+    x = rng.standard_normal((batch, h, w, channels)).astype(np.float32)
+    net = _core.Network(isa, threads, (h, w, channels), [depthwise5x5_node(kernel, bias, stride, padding, activation)],
+                        "auto")
+    y = run_poisoned(net, x)
     before_activation = reference.depthwise_conv2d(x, kernel, bias, stride, padding)
     expected = apply_activation(before_activation, activation)
     assert reference.relative_error(y, expected, scale=before_activation) < TOLERANCE

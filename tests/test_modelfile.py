@@ -128,7 +128,7 @@ def test_other_file_type(tmp_path):
 
 def test_wrong_version(model_path, tmp_path):
     path = rewrite(model_path, tmp_path, lambda d: d.__setitem__(slice(8, 12), struct.pack("<I", 99)), fix_checksum=False)
-    with pytest.raises(ModelFormatError, match="version 99 is not supported; this mnengine reads versions 1, 2"):
+    with pytest.raises(ModelFormatError, match="version 99 is not supported; this mnengine reads versions 1, 2, 3"):
         load(path)
 
 
@@ -319,3 +319,136 @@ def test_int8_limits_named(tmp_path):
                                               quantization=q)], input_quantization=q)
     with pytest.raises(ModelFormatError, match="'fc'.*at most 16384 inputs"):
         save(dense, tmp_path / "dense.bin")
+
+
+# ---- MobileNetV3: version 3's operators and activations
+
+@pytest.fixture(scope="module")
+def v3_model_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("models") / "v3.bin"
+    save(mnengine.models.mobilenet_v3_small(0.5, 65, classes=10, labels=[f"c{i}" for i in range(10)]), path)
+    return path
+
+
+def test_v3_round_trip(v3_model_path, model_path):
+    """A MobileNetV3 file is version 3 and loads as the graph it was saved from (hard_sigmoid
+    layers keep their unfolded weights); one without V3 layers stays version 2."""
+    original = mnengine.models.mobilenet_v3_small(0.5, 65, classes=10, labels=[f"c{i}" for i in range(10)])
+    assert struct.unpack_from("<I", v3_model_path.read_bytes(), 8)[0] == 3
+    assert struct.unpack_from("<I", model_path.read_bytes(), 8)[0] == 2
+    loaded = load(v3_model_path)
+    assert (loaded.name, loaded.input_shape, loaded.labels, loaded.metadata) == (
+        original.name, original.input_shape, original.labels, original.metadata)
+    assert {n.op for n in loaded.nodes} >= {"depthwise5x5", "multiply"}
+    assert {n.activation for n in loaded.nodes} >= {"hard_swish", "hard_sigmoid"}
+    assert len(loaded.nodes) == len(original.nodes)
+    for a, b in zip(loaded.nodes, original.nodes):
+        assert (a.name, a.op, a.inputs, a.stride, tuple(a.padding), a.activation) == (
+            b.name, b.op, b.inputs, b.stride, tuple(b.padding), b.activation)
+        assert a.weights.keys() == b.weights.keys()
+        for key in a.weights:
+            np.testing.assert_array_equal(a.weights[key], b.weights[key])
+
+
+def _node(header, name):
+    return next(node for node in header["nodes"] if node["name"] == name)
+
+
+def _first(header, op):
+    return next(node for node in header["nodes"] if node["op"] == op)
+
+
+def _set(node, key, value):
+    node[key] = value
+
+
+DW5 = "expanded_conv_3_depthwise"
+SE = "expanded_conv_3_squeeze_excite_"
+
+
+@pytest.mark.parametrize("edit,name,message", [
+    (lambda h: _tensor_of(h, h["nodes"].index(_node(h, DW5)), "kernel").__setitem__("shape", [3, 3, 64]), DW5,
+     r"kernel shape \(3, 3, 64\) does not fit input .*; expected \(5, 5, 64\)"),
+    (lambda h: _set(_node(h, DW5), "stride", 3), DW5, "stride must be 1 or 2"),
+    (lambda h: _set(_node(h, DW5), "padding", [3, 2, 1, 2]), DW5, "padding .* must be 0, 1 or 2"),
+    (lambda h: _set(_node(h, DW5), "activation", "hard_sigmoid"), DW5, "takes no fused activation 'hard_sigmoid'"),
+    (lambda h: _set(_node(h, SE + "mul"), "inputs", [DW5]), SE + "mul", r"takes 2 input\(s\), got 1"),
+    (lambda h: _set(_node(h, SE + "mul"), "inputs", [DW5, DW5]), SE + "mul", r"the gate .* must be \(1, 1, 64\)"),
+    (lambda h: _set(_node(h, SE + "mul"), "inputs", [DW5, "expanded_conv_squeeze_excite_conv_1"]), SE + "mul",
+     r"must be \(1, 1, 64\) for input \(\d+, \d+, 64\), got \(1, 1, 16\)"),
+    (lambda h: _set(_node(h, SE + "mul"), "activation", "relu"), SE + "mul", "takes no fused activation 'relu'"),
+    (lambda h: _set(_node(h, SE + "mul"), "stride", 2), SE + "mul", "takes no stride or padding"),
+    (lambda h: _set(_node(h, SE + "avg_pool"), "activation", "hard_swish"), SE + "avg_pool",
+     "takes no fused activation 'hard_swish'"),
+    (lambda h: _set(_first(h, "add"), "activation", "hard_swish"), "expanded_conv_2_add", "takes no fused activation 'hard_swish'"),
+    (lambda h: _set(_node(h, "conv"), "activation", "hard_sigmoid"), "conv", "takes no fused activation 'hard_sigmoid'"),
+    (lambda h: _set(_node(h, "predictions"), "activation", "swish"), "predictions", "activation must be one of"),
+    (lambda h: _set(_node(h, "expanded_conv_3_project"), "op", "hard_swish"), "expanded_conv_3_project", "unexpected weights"),
+])
+def test_inconsistent_v3_header(v3_model_path, tmp_path, edit, name, message):
+    path = with_header(v3_model_path, tmp_path, edit)
+    with pytest.raises(ModelFormatError, match=message) as error:
+        load(path)
+    assert f"'{name}'" in str(error.value)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_v3_layers_need_version_3(v3_model_path, tmp_path, version):
+    def edit(header):
+        if version == 1:
+            del header["input_quantization"]
+            for node in header["nodes"]:
+                del node["quantization"]
+            for tensor in header["tensors"]:
+                del tensor["dtype"]
+
+    path = with_header(v3_model_path, tmp_path, edit, version=version)
+    with pytest.raises(ModelFormatError, match=f"node 0 \\('conv'\\): activation 'hard_swish' needs format version 3; "
+                                               f"the file is version {version}"):
+        load(path)
+
+
+def _hard_swish_graph(**node):
+    return Graph("hs", (4, 5, 3), [Node("hs", "hard_swish", ["input"], **node)])
+
+
+def test_standalone_hard_swish(tmp_path):
+    """The element-wise hard_swish operator: saved as version 3; takes no weights, activation,
+    stride or padding."""
+    save(_hard_swish_graph(), tmp_path / "hs.bin")
+    assert load(tmp_path / "hs.bin").nodes[0].op == "hard_swish"
+    assert struct.unpack_from("<I", (tmp_path / "hs.bin").read_bytes(), 8)[0] == 3
+    for node, message in [({"weights": {"kernel": np.ones((3, 3), np.float32)}}, "unexpected weights"),
+                          ({"activation": "relu"}, "takes no fused activation 'relu'"),
+                          ({"padding": (1, 1, 1, 1)}, "takes no stride or padding")]:
+        with pytest.raises(ModelFormatError, match=f"node 'hs' \\(hard_swish\\): {message}"):
+            _hard_swish_graph(**node).shapes()
+
+
+def test_hard_sigmoid_folded_when_built():
+    """hard_sigmoid is folded into its layer for the engine: kernel / 6, (bias + 3) / 6 (3 / 6
+    without a bias) and the clamp [0, 1]; hard_swish sets the kernels' flag."""
+    kernel = np.arange(6, dtype=np.float32).reshape(3, 2)
+    bias = np.array([-3.0, 1.5], np.float32)
+    graph = Graph("hs", (2, 2, 3), [Node("a", "conv1x1", ["input"], {"kernel": kernel, "bias": bias}, activation="hard_sigmoid"),
+                                    Node("b", "dense", ["a"], {"kernel": np.ones((8, 4), np.float32)}, activation="hard_sigmoid"),
+                                    Node("c", "conv1x1", ["b"], {"kernel": np.ones((4, 4), np.float32)}, activation="hard_swish")])
+    a, b, c = graph.core_nodes()
+    np.testing.assert_allclose(a["kernel"], kernel / 6, rtol=1e-7)
+    np.testing.assert_allclose(a["bias"], [0.0, 0.75], rtol=1e-7)
+    np.testing.assert_array_equal(b["bias"], [0.5] * 4)
+    assert a["clamp"] == b["clamp"] == (0.0, 1.0) and "hard_swish" not in a
+    assert c["hard_swish"] is True and c["clamp"] == (-np.inf, np.inf)
+    np.testing.assert_array_equal(graph.nodes[0].weights["kernel"], kernel)  # the graph keeps them unfolded
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda h: _set(h["nodes"][1], "activation", "hard_swish"), "activation 'hard_swish' runs in float32 only"),
+    (lambda h: _set(h["nodes"][-2], "activation", "hard_sigmoid"), "activation 'hard_sigmoid' runs in float32 only"),
+    (lambda h: _set(h["nodes"][1], "op", "depthwise5x5"), "operator 'depthwise5x5' runs in float32 only"),
+    (lambda h: _set(h["nodes"][-3], "op", "hard_swish"), "operator 'hard_swish' runs in float32 only"),
+])
+def test_int8_refuses_v3_layers(int8_model_path, tmp_path, edit, message):
+    path = with_header(int8_model_path, tmp_path, edit, version=3)
+    with pytest.raises(ModelFormatError, match=f"{message}: an int8 graph cannot hold it"):
+        load(path)

@@ -59,3 +59,16 @@ def test_quantize_refuses(photos):
                                           1, (1, 1, 1, 1))])
     with pytest.raises(ValueError, match="layer 'mid': int8 runs a full 3x3 convolution only as a first layer"):
         quantize(conv, np.zeros((1, 8, 8, 4), np.float32))
+
+
+
+def test_quantize_refuses_mobilenet_v3():
+    """int8 has no MobileNetV3 layers: quantize names the first, before calibrating."""
+    with pytest.raises(ValueError, match="layer 'conv': int8 has no activation 'hard_swish'"):
+        quantize(mnengine.models.mobilenet_v3_small(0.5, 32, classes=10), [])
+    minimalistic = mnengine.models.mobilenet_v3_large(0.5, 32, classes=10, minimalistic=True)  # ReLU, 3x3, no SE
+    assert quantize(minimalistic, np.zeros((1, 32, 32, 3), np.uint8)).int8
+    dw5 = Graph("dw5", (8, 8, 4), [Node("dw", "depthwise5x5", ["input"], {"kernel": np.ones((5, 5, 4), np.float32)},
+                                        1, (2, 2, 2, 2), "relu")])
+    with pytest.raises(ValueError, match="layer 'dw': int8 has no operator 'depthwise5x5'"):
+        quantize(dw5, [])

@@ -17,12 +17,13 @@
 // kWideGroups (the widest block); Full and Tail lane sets with store(p, v) (Tail covers the
 // first `count` < kLanes channels; Simd::tail(count) makes one); weights(p) (an aligned load of
 // packed weights); broadcast(p) (one input value in every lane); dup(x); fma(acc, x, w) =
-// acc + x * w; clamp(x, lo, hi) propagating NaN.
+// acc + x * w; and what f32-output-stage.h needs (clamp, hard_swish).
 #pragma once
 
 #include <cstddef>
 
 #include "../kernels.h"
+#include "f32-output-stage.h"
 
 #define MNENGINE_UNROLL _Pragma("GCC unroll 32")
 
@@ -37,9 +38,9 @@ constexpr size_t kTaps = 27;
 // to the other's, which runs out of registers. `x[ky]` points at the first input column of the
 // block in row ky, `w` at the first group's packed [bias][27 taps] weights (groups 28 * kLanes
 // floats apart), `out` at the first pixel's first channel (pixels `channels` floats apart).
-template <class Simd, size_t kGroups, size_t kPixels, class Lanes>
+template <class Simd, size_t kGroups, size_t kPixels, class Lanes, class Output>
 inline void block(Lanes lanes, const float* const* x, const float* w, float* out, size_t channels,
-                  typename Simd::Vec vmin, typename Simd::Vec vmax) {
+                  const Output& output) {
   using Vec = typename Simd::Vec;
   constexpr size_t kCR = Simd::kLanes;
   Vec acc[kGroups][kPixels];
@@ -66,7 +67,7 @@ inline void block(Lanes lanes, const float* const* x, const float* w, float* out
   for (size_t p = 0; p < kPixels; ++p) {
     MNENGINE_UNROLL
     for (size_t g = 0; g < kGroups; ++g) {
-      const Vec y = Simd::clamp(acc[g][p], vmin, vmax);
+      const Vec y = output(acc[g][p]);
       if (g + 1 < kGroups) {
         typename Simd::Full().store(out + 2 * p * channels + g * kCR, y);
       } else {
@@ -76,36 +77,36 @@ inline void block(Lanes lanes, const float* const* x, const float* w, float* out
   }
 }
 
-// One output row: the arguments of Conv3x3s2c3Fn and the row's interior pixels.
-template <class Simd>
+// One output row: the arguments of Conv3x3s2c3Fn, the row's interior pixels and its output
+// stage (an OutputStage<Simd, ...>).
+template <class Output>
 struct Row {
-  using Vec = typename Simd::Vec;
   size_t channels, out_width, in_width, pad_left;
   size_t interior_begin, interior_end;  // pixels whose window lies inside the image
   const float* const* rows;
   const float* w;
   float* out;
-  Vec vmin, vmax;
+  Output output;
 };
 
 // Interior pixels [ox, interior_end) of kGroups groups (`w`, `out` at the first group): runs of
 // 2 * kPixels as two blocks (even and odd pixels), then halves, then single pixels.
-template <class Simd, size_t kGroups, size_t kPixels, class Lanes>
-inline void interior(Lanes lanes, const Row<Simd>& row, size_t ox, const float* w, float* out) {
+template <class Simd, size_t kGroups, size_t kPixels, class Lanes, class Output>
+inline void interior(Lanes lanes, const Row<Output>& row, size_t ox, const float* w, float* out) {
   constexpr size_t kRun = kPixels > 1 ? 2 * kPixels : 1;
   for (; ox + kRun <= row.interior_end; ox += kRun) {
     for (size_t first = ox; first < ox + (kRun > 1 ? 2 : 1); ++first) {
       const size_t ix0 = 2 * first - row.pad_left;
       const float* x[3] = {row.rows[0] + ix0 * 3, row.rows[1] + ix0 * 3, row.rows[2] + ix0 * 3};
-      block<Simd, kGroups, kPixels>(lanes, x, w, out + first * row.channels, row.channels, row.vmin, row.vmax);
+      block<Simd, kGroups, kPixels>(lanes, x, w, out + first * row.channels, row.channels, row.output);
     }
   }
   if constexpr (kPixels > 1) interior<Simd, kGroups, kPixels / 2>(lanes, row, ox, w, out);
 }
 
 // One group of output pixel ox whose window overhangs an edge: each column is tested.
-template <class Simd, class Lanes>
-inline void border_pixel(Lanes lanes, const Row<Simd>& row, size_t ox, const float* w, float* out) {
+template <class Simd, class Lanes, class Output>
+inline void border_pixel(Lanes lanes, const Row<Output>& row, size_t ox, const float* w, float* out) {
   constexpr size_t kCR = Simd::kLanes;
   typename Simd::Vec acc = Simd::weights(w);
   for (size_t kx = 0; kx < 3; ++kx) {
@@ -118,19 +119,19 @@ inline void border_pixel(Lanes lanes, const Row<Simd>& row, size_t ox, const flo
       }
     }
   }
-  lanes.store(out + ox * row.channels, Simd::clamp(acc, row.vmin, row.vmax));
+  lanes.store(out + ox * row.channels, row.output(acc));
 }
 
 // Every pixel of kGroups groups from channel c, the last group stored through `lanes`.
-template <class Simd, size_t kGroups, class Lanes>
-inline void chunk(Lanes lanes, const Row<Simd>& row, size_t c) {
+template <class Simd, size_t kGroups, class Lanes, class Output>
+inline void chunk(Lanes lanes, const Row<Output>& row, size_t c) {
   constexpr size_t kCR = Simd::kLanes, kGroupFloats = (kTaps + 1) * kCR;
   const float* w = row.w + c / kCR * kGroupFloats;
   float* out = row.out + c;
   const auto border = [&](size_t ox) {
     for (size_t g = 0; g + 1 < kGroups; ++g)
-      border_pixel(typename Simd::Full(), row, ox, w + g * kGroupFloats, out + g * kCR);
-    border_pixel(lanes, row, ox, w + (kGroups - 1) * kGroupFloats, out + (kGroups - 1) * kCR);
+      border_pixel<Simd>(typename Simd::Full(), row, ox, w + g * kGroupFloats, out + g * kCR);
+    border_pixel<Simd>(lanes, row, ox, w + (kGroups - 1) * kGroupFloats, out + (kGroups - 1) * kCR);
   };
   for (size_t ox = 0; ox < row.interior_begin; ++ox) border(ox);
   interior<Simd, kGroups, Simd::kAccumulators / kGroups>(lanes, row, row.interior_begin, w, out);
@@ -139,8 +140,8 @@ inline void chunk(Lanes lanes, const Row<Simd>& row, size_t c) {
 
 // Channel groups from `c` on, kGroups at a time while they last, then fewer (halving), then
 // the channel tail.
-template <class Simd, size_t kGroups>
-inline void groups_from(const Row<Simd>& row, size_t c) {
+template <class Simd, size_t kGroups, class Output>
+inline void groups_from(const Row<Output>& row, size_t c) {
   constexpr size_t kCR = Simd::kLanes;
   for (; c + kGroups * kCR <= row.channels; c += kGroups * kCR) chunk<Simd, kGroups>(typename Simd::Full(), row, c);
   if constexpr (kGroups > 1) {
@@ -159,9 +160,12 @@ void conv3x3s2c3_row(size_t channels, size_t out_width, size_t in_width, size_t 
   interior_end = interior_end < out_width ? interior_end : out_width;
   size_t interior_begin = (pad_left + 1) / 2;
   interior_begin = interior_begin < interior_end ? interior_begin : interior_end;
-  const Row<Simd> row{channels, out_width, in_width, pad_left, interior_begin, interior_end,
-                      rows, w, out, Simd::dup(clamp.min), Simd::dup(clamp.max)};
-  groups_from<Simd, Simd::kWideGroups>(row, 0);
+  with_hard_swish(clamp, [&](auto hard_swish) {
+    using Output = OutputStage<Simd, decltype(hard_swish)::value>;
+    const Row<Output> row{channels, out_width, in_width, pad_left, interior_begin, interior_end,
+                          rows, w, out, Output(clamp)};
+    groups_from<Simd, Simd::kWideGroups>(row, 0);
+  });
 }
 
 }  // namespace conv3x3s2c3

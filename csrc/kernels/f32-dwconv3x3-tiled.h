@@ -21,13 +21,15 @@
 // Simd provides: Vec; kLanes (channels per vector, the kernel's CR); Full and Tail lane sets
 // with load(p) and store(p, v) (Tail covers the first `count` < kLanes channels and touches
 // no memory past them; Simd::tail(count) makes one); weights(p) (a load from the packed,
-// aligned weights); dup(x); fma(acc, x, w) = acc + x * w; clamp(x, lo, hi) propagating NaN.
+// aligned weights); dup(x); fma(acc, x, w) = acc + x * w; and what f32-output-stage.h needs
+// (clamp, hard_swish).
 #pragma once
 
 #include <cstddef>
 #include <type_traits>
 
 #include "../kernels.h"
+#include "f32-output-stage.h"
 
 // Complete unrolling of the loops below, so that every accumulator index is a constant and
 // the accumulators live in registers (GCC otherwise keeps arrays this size in memory).
@@ -45,9 +47,9 @@ constexpr size_t kAccumulators = 8;
 // packed [bias][9 taps] weights; groups are kLanes channels apart in the data and 10 * kLanes
 // floats apart in the weights; output rows are `out_stride` floats apart.
 template <class Simd, size_t kStride, size_t kOutRows, size_t kPixels, size_t kGroups,
-          size_t kSkipLeft, size_t kSkipRight, class Lanes>
+          size_t kSkipLeft, size_t kSkipRight, class Lanes, class Output>
 inline void block(Lanes lanes, size_t channels, const float* const* rows, const float* w,
-                  float* out, size_t out_stride, typename Simd::Vec vmin, typename Simd::Vec vmax) {
+                  float* out, size_t out_stride, const Output& output) {
   using Vec = typename Simd::Vec;
   constexpr size_t kCR = Simd::kLanes;
   constexpr size_t kColumns = (kPixels - 1) * kStride + 3;
@@ -91,7 +93,7 @@ inline void block(Lanes lanes, size_t channels, const float* const* rows, const 
     for (size_t g = 0; g < kGroups; ++g) {
       MNENGINE_UNROLL
       for (size_t p = 0; p < kPixels; ++p)
-        lanes.store(out + o * out_stride + p * channels + g * kCR, Simd::clamp(acc[o][g][p], vmin, vmax));
+        lanes.store(out + o * out_stride + p * channels + g * kCR, output(acc[o][g][p]));
     }
   }
 }
@@ -99,44 +101,44 @@ inline void block(Lanes lanes, size_t channels, const float* const* rows, const 
 // Blocks of kPixels pixels over channels [c, channels): kGroups groups at a time while they
 // last, then fewer (halving), then the channel tail.
 template <class Simd, size_t kStride, size_t kOutRows, size_t kPixels, size_t kGroups, size_t kSkipLeft,
-          size_t kSkipRight>
+          size_t kSkipRight, class Output>
 inline void groups_from(size_t c, size_t channels, const float* const* rows, const float* w,
-                        float* out, size_t out_stride, typename Simd::Vec vmin, typename Simd::Vec vmax) {
+                        float* out, size_t out_stride, const Output& output) {
   constexpr size_t kCR = Simd::kLanes;
   constexpr size_t kInRows = (kOutRows - 1) * kStride + 3;
   for (; c + kGroups * kCR <= channels; c += kGroups * kCR) {
     const float* group_rows[kInRows];
     for (size_t r = 0; r < kInRows; ++r) group_rows[r] = rows[r] + c;
     block<Simd, kStride, kOutRows, kPixels, kGroups, kSkipLeft, kSkipRight>(
-        typename Simd::Full{}, channels, group_rows, w + c * 10, out + c, out_stride, vmin, vmax);
+        typename Simd::Full{}, channels, group_rows, w + c * 10, out + c, out_stride, output);
   }
   if constexpr (kGroups > 1) {
-    groups_from<Simd, kStride, kOutRows, kPixels, kGroups / 2, kSkipLeft, kSkipRight>(c, channels, rows, w, out, out_stride, vmin, vmax);
+    groups_from<Simd, kStride, kOutRows, kPixels, kGroups / 2, kSkipLeft, kSkipRight>(c, channels, rows, w, out, out_stride, output);
   } else if (c != channels) {
     const float* group_rows[kInRows];
     for (size_t r = 0; r < kInRows; ++r) group_rows[r] = rows[r] + c;
     block<Simd, kStride, kOutRows, kPixels, 1, kSkipLeft, kSkipRight>(
-        Simd::tail(channels - c), channels, group_rows, w + c * 10, out + c, out_stride, vmin, vmax);
+        Simd::tail(channels - c), channels, group_rows, w + c * 10, out + c, out_stride, output);
   }
 }
 
 // kPixels pixels whose first column read is `first_column`, all channels.
-template <class Simd, size_t kStride, size_t kOutRows, size_t kPixels, size_t kSkipLeft = 0, size_t kSkipRight = 0>
+template <class Simd, size_t kStride, size_t kOutRows, size_t kPixels, size_t kSkipLeft = 0, size_t kSkipRight = 0,
+          class Output>
 inline void pixels(size_t channels, size_t first_column, const float* const* rows,
-                   const float* w, float* out, size_t out_stride, typename Simd::Vec vmin, typename Simd::Vec vmax) {
+                   const float* w, float* out, size_t out_stride, const Output& output) {
   constexpr size_t kInRows = (kOutRows - 1) * kStride + 3;
   const size_t offset = first_column * channels;
   const float* shifted[kInRows];
   for (size_t r = 0; r < kInRows; ++r) shifted[r] = rows[r] + offset;
   groups_from<Simd, kStride, kOutRows, kPixels, kAccumulators / kPixels / kOutRows, kSkipLeft, kSkipRight>(
-      0, channels, shifted, w, out, out_stride, vmin, vmax);
+      0, channels, shifted, w, out, out_stride, output);
 }
 
 // One output pixel of an image narrower than the window: each tap is tested against the image.
-template <class Simd, class Lanes>
+template <class Simd, class Lanes, class Output>
 inline void narrow_pixel(Lanes lanes, size_t channels, size_t in_width, size_t ix0,
-                         const float* const* rows, const float* w, float* out,
-                         typename Simd::Vec vmin, typename Simd::Vec vmax) {
+                         const float* const* rows, const float* w, float* out, const Output& output) {
   constexpr size_t kCR = Simd::kLanes;
   typename Simd::Vec acc = Simd::weights(w);
   for (size_t kx = 0; kx < 3; ++kx) {
@@ -145,39 +147,36 @@ inline void narrow_pixel(Lanes lanes, size_t channels, size_t in_width, size_t i
     for (size_t ky = 0; ky < 3; ++ky)
       acc = Simd::fma(acc, lanes.load(rows[ky] + ix * channels), Simd::weights(w + kCR + (ky * 3 + kx) * kCR));
   }
-  lanes.store(out, Simd::clamp(acc, vmin, vmax));
+  lanes.store(out, output(acc));
 }
 
-template <class Simd>
+template <class Simd, class Output>
 void narrow_pixel_all_groups(size_t channels, size_t in_width, size_t ix0, const float* const* rows,
-                             const float* w, float* out, typename Simd::Vec vmin,
-                             typename Simd::Vec vmax) {
+                             const float* w, float* out, const Output& output) {
   constexpr size_t kCR = Simd::kLanes;
   size_t c = 0;
   for (; c + kCR <= channels; c += kCR, w += 10 * kCR) {
     const float* group_rows[3] = {rows[0] + c, rows[1] + c, rows[2] + c};
-    narrow_pixel<Simd>(typename Simd::Full{}, channels, in_width, ix0, group_rows, w, out + c, vmin, vmax);
+    narrow_pixel<Simd>(typename Simd::Full{}, channels, in_width, ix0, group_rows, w, out + c, output);
   }
   if (c != channels) {
     const float* group_rows[3] = {rows[0] + c, rows[1] + c, rows[2] + c};
-    narrow_pixel<Simd>(Simd::tail(channels - c), channels, in_width, ix0, group_rows, w, out + c, vmin, vmax);
+    narrow_pixel<Simd>(Simd::tail(channels - c), channels, in_width, ix0, group_rows, w, out + c, output);
   }
 }
 
 // kOutRows output rows, `out_stride` floats apart, from the (kOutRows - 1) * kStride + 3 input
 // rows under them.
-template <class Simd, size_t kStride, size_t kOutRows>
+template <class Simd, size_t kStride, size_t kOutRows, bool kHardSwish>
 void rows_of(size_t channels, size_t out_width, size_t in_width, size_t pad_left,
              const float* const* rows, const float* w, float* out, size_t out_stride, Clamp clamp) {
-  using Vec = typename Simd::Vec;
   // Interior columns: ox * stride - pad_left >= 0 and ox * stride - pad_left + 2 < in_width.
   size_t interior_end = in_width + pad_left >= 3 ? (in_width + pad_left - 3) / kStride + 1 : 0;
   interior_end = interior_end < out_width ? interior_end : out_width;
   size_t interior_begin = (pad_left + kStride - 1) / kStride;
   interior_begin = interior_begin < interior_end ? interior_begin : interior_end;
 
-  const Vec vmin = Simd::dup(clamp.min);
-  const Vec vmax = Simd::dup(clamp.max);
+  const OutputStage<Simd, kHardSwish> output(clamp);
   // A border window missing only its first or only its last one or two columns runs the
   // interior code without those columns; anything else (images narrower than the window)
   // tests each tap.
@@ -187,21 +186,21 @@ void rows_of(size_t channels, size_t out_width, size_t in_width, size_t pad_left
     const size_t missing_left = ix0 < in_width ? 0 : 0 - ix0;
     const size_t missing_right = ix0 + 3 > in_width && ix0 < in_width ? ix0 + 3 - in_width : 0;
     if (missing_left == 1 && in_width >= 2) {
-      pixels<Simd, kStride, kOutRows, 1, 1, 0>(channels, 0, rows, w, y, out_stride, vmin, vmax);
+      pixels<Simd, kStride, kOutRows, 1, 1, 0>(channels, 0, rows, w, y, out_stride, output);
     } else if (missing_left == 2 && in_width >= 1) {
-      pixels<Simd, kStride, kOutRows, 1, 2, 0>(channels, 0, rows, w, y, out_stride, vmin, vmax);
+      pixels<Simd, kStride, kOutRows, 1, 2, 0>(channels, 0, rows, w, y, out_stride, output);
     } else if (missing_right == 1 && missing_left == 0) {
-      pixels<Simd, kStride, kOutRows, 1, 0, 1>(channels, ix0, rows, w, y, out_stride, vmin, vmax);
+      pixels<Simd, kStride, kOutRows, 1, 0, 1>(channels, ix0, rows, w, y, out_stride, output);
     } else if (missing_right == 2 && missing_left == 0) {
-      pixels<Simd, kStride, kOutRows, 1, 0, 2>(channels, ix0, rows, w, y, out_stride, vmin, vmax);
+      pixels<Simd, kStride, kOutRows, 1, 0, 2>(channels, ix0, rows, w, y, out_stride, output);
     } else {
       for (size_t o = 0; o < kOutRows; ++o)
-        narrow_pixel_all_groups<Simd>(channels, in_width, ix0, rows + o * kStride, w, y + o * out_stride, vmin, vmax);
+        narrow_pixel_all_groups<Simd>(channels, in_width, ix0, rows + o * kStride, w, y + o * out_stride, output);
     }
   };
   const auto interior = [&](auto pixel_count, size_t ox) {
     constexpr size_t kPixels = decltype(pixel_count)::value;
-    pixels<Simd, kStride, kOutRows, kPixels>(channels, ox * kStride - pad_left, rows, w, out + ox * channels, out_stride, vmin, vmax);
+    pixels<Simd, kStride, kOutRows, kPixels>(channels, ox * kStride - pad_left, rows, w, out + ox * channels, out_stride, output);
   };
   constexpr size_t kWide = 4 / kOutRows;  // pixels of the widest block
   size_t ox = 0;
@@ -219,11 +218,14 @@ template <class Simd, size_t kStride>
 void dwconv3x3_rows(size_t channels, size_t out_rows, size_t out_width, size_t in_width,
                     size_t pad_left, const float* const* rows, const float* w, float* out,
                     Clamp clamp) {
-  if (out_rows == 2) {
-    rows_of<Simd, kStride, 2>(channels, out_width, in_width, pad_left, rows, w, out, out_width * channels, clamp);
-  } else {
-    rows_of<Simd, kStride, 1>(channels, out_width, in_width, pad_left, rows, w, out, out_width * channels, clamp);
-  }
+  with_hard_swish(clamp, [&](auto hard_swish) {
+    constexpr bool kHardSwish = decltype(hard_swish)::value;
+    if (out_rows == 2) {
+      rows_of<Simd, kStride, 2, kHardSwish>(channels, out_width, in_width, pad_left, rows, w, out, out_width * channels, clamp);
+    } else {
+      rows_of<Simd, kStride, 1, kHardSwish>(channels, out_width, in_width, pad_left, rows, w, out, out_width * channels, clamp);
+    }
+  });
 }
 
 }  // namespace dwconv3x3

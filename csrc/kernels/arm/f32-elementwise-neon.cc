@@ -1,4 +1,5 @@
-// Small NEON kernels: residual add with clamp, global average and max pooling.
+// Small NEON kernels: residual add with clamp, channel multiply, hard-swish, global average and
+// max pooling.
 #include "neon.h"
 
 namespace mnengine {
@@ -13,6 +14,23 @@ void f32_vadd__neon(size_t n, const float* a, const float* b, float* y, Clamp cl
     const float32x4_t sum = vaddq_f32(neon::load_partial(a + i, n - i), neon::load_partial(b + i, n - i));
     neon::store_partial(y + i, neon::clamp(sum, vmin, vmax), n - i);
   }
+}
+
+void f32_vmulc__neon(size_t pixels, size_t channels, const float* x, const float* scale, float* y) {
+  for (size_t p = 0; p < pixels; ++p, x += channels, y += channels) {
+    size_t c = 0;
+    for (; c + 4 <= channels; c += 4) vst1q_f32(y + c, vmulq_f32(vld1q_f32(x + c), vld1q_f32(scale + c)));
+    if (c != channels) {
+      const size_t count = channels - c;
+      neon::store_partial(y + c, vmulq_f32(neon::load_partial(x + c, count), neon::load_partial(scale + c, count)), count);
+    }
+  }
+}
+
+void f32_vhswish__neon(size_t n, const float* x, float* y) {
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(y + i, neon::hard_swish(vld1q_f32(x + i)));
+  if (i != n) neon::store_partial(y + i, neon::hard_swish(neon::load_partial(x + i, n - i)), n - i);
 }
 
 void f32_gavgpool__neon(size_t pixels, size_t channels, const float* x, float* y) {

@@ -8,6 +8,7 @@
 // is written as fold expressions over an index sequence, so accumulators stay in registers.
 #include <utility>
 
+#include "../f32-output-stage.h"
 #include "../gemm-rows.h"
 #include "neon.h"
 
@@ -49,10 +50,9 @@ inline void store8(float* c, float32x4_t lo, float32x4_t hi, size_t columns) {
 }
 
 // One 8-column panel for rows I..., storing its first `columns` (1..8) columns.
-template <size_t... I>
+template <class Output, size_t... I>
 inline void panel8(std::index_sequence<I...> rows, size_t kc, size_t ks, const float* const* a,
-                   const float* w, float* const* c, size_t columns, float32x4_t vmin,
-                   float32x4_t vmax) {
+                   const float* w, float* const* c, size_t columns, const Output& output) {
   constexpr size_t kRows = sizeof...(I);
   const float32x4_t bias_lo = vld1q_f32(w), bias_hi = vld1q_f32(w + 4);
   float32x4_t lo[kRows] = {(static_cast<void>(I), bias_lo)...};
@@ -76,17 +76,17 @@ inline void panel8(std::index_sequence<I...> rows, size_t kc, size_t ks, const f
       ((hi[I] = fma_scalar(hi[I], b_hi, row[I][k])), ...);
     }
   }
-  (store8(c[I], neon::clamp(lo[I], vmin, vmax), neon::clamp(hi[I], vmin, vmax), columns), ...);
+  (store8(c[I], output(lo[I]), output(hi[I]), columns), ...);
 }
 
 // kPanels full 8-column panels at once, for one or two rows: alone they would leave the FMA
 // units waiting on their accumulators' latency (two chains per row); several panels give
 // eight independent chains and as many weight streams, while every output's sum keeps its
 // order (results do not depend on how rows were tiled).
-template <size_t... P, size_t... I>
+template <class Output, size_t... P, size_t... I>
 inline void panels8(std::index_sequence<P...>, std::index_sequence<I...> rows, size_t kc, size_t ks,
                     const float* const* a, const float* w, size_t panel_floats, float* const* c,
-                    float32x4_t vmin, float32x4_t vmax) {
+                    const Output& output) {
   constexpr size_t kRows = sizeof...(I), kPanels = sizeof...(P);
   float32x4_t lo[kPanels][kRows], hi[kPanels][kRows];
   const auto start = [&](auto p) {
@@ -125,29 +125,28 @@ inline void panels8(std::index_sequence<P...>, std::index_sequence<I...> rows, s
   }
   const auto finish = [&](auto p) {
     constexpr size_t kP = decltype(p)::value;
-    (store8(c[I] + 8 * kP, neon::clamp(lo[kP][I], vmin, vmax), neon::clamp(hi[kP][I], vmin, vmax), 8), ...);
+    (store8(c[I] + 8 * kP, output(lo[kP][I]), output(hi[kP][I]), 8), ...);
   };
   (finish(std::integral_constant<size_t, P>()), ...);
 }
 
-template <size_t kRows>
+template <size_t kRows, bool kHardSwish>
 void igemm_rows(size_t nc, size_t kc, size_t ks, const float* const* a, const float* w,
                 float* c, size_t c_stride, Clamp clamp) {
   const auto rows = std::make_index_sequence<kRows>();
-  const float32x4_t vmin = vdupq_n_f32(clamp.min);
-  const float32x4_t vmax = vdupq_n_f32(clamp.max);
+  const OutputStage<neon::Simd, kHardSwish> output(clamp);
   float* c_row[kRows];
   for (size_t i = 0; i < kRows; ++i) c_row[i] = c + i * c_stride;
   const size_t panel_floats = (1 + ks * kc) * 8;
   if constexpr (kRows <= 2) {
     constexpr size_t kPanels = 4 / kRows;
     for (; nc >= 8 * kPanels; nc -= 8 * kPanels, w += kPanels * panel_floats) {
-      panels8(std::make_index_sequence<kPanels>(), rows, kc, ks, a, w, panel_floats, c_row, vmin, vmax);
+      panels8(std::make_index_sequence<kPanels>(), rows, kc, ks, a, w, panel_floats, c_row, output);
       for (size_t i = 0; i < kRows; ++i) c_row[i] += 8 * kPanels;
     }
   }
   for (; nc != 0; nc = nc > 8 ? nc - 8 : 0, w += panel_floats) {
-    panel8(rows, kc, ks, a, w, c_row, nc, vmin, vmax);
+    panel8(rows, kc, ks, a, w, c_row, nc, output);
     for (size_t i = 0; i < kRows; ++i) c_row[i] += 8;
   }
 }
@@ -156,7 +155,11 @@ void igemm_rows(size_t nc, size_t kc, size_t ks, const float* const* a, const fl
 
 void f32_igemm_6x8__neon(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a,
                          const float* w, float* c, size_t c_stride, Clamp clamp) {
-  dispatch_rows(mr, [&](auto rows) { igemm_rows<decltype(rows)::value>(nc, kc, ks, a, w, c, c_stride, clamp); });
+  with_hard_swish(clamp, [&](auto hard_swish) {
+    dispatch_rows(mr, [&](auto rows) {
+      igemm_rows<decltype(rows)::value, decltype(hard_swish)::value>(nc, kc, ks, a, w, c, c_stride, clamp);
+    });
+  });
 }
 
 void f32_gemm_6x8__neon(size_t mr, size_t nc, size_t kc, const float* a, size_t a_stride,

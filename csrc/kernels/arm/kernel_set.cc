@@ -50,6 +50,9 @@ const KernelSet& neon_kernels() {
       f32_gmaxpool__neon,
       f32_softmax__neon,
       f32_fma_peak__neon,
+      f32_vmulc__neon,
+      f32_vhswish__neon,
+      f32_dwconv5x5__neon,
       qs8_neon_kernels(),
   };
   return set;

@@ -20,6 +20,9 @@ void f32_igemm_6x8__neon(size_t mr, size_t nc, size_t kc, size_t ks, const float
 void f32_dwconv3x3__neon(size_t channels, size_t out_rows, size_t out_width, size_t in_width,
                          size_t stride, size_t pad_left, const float* const* rows,
                          const float* packed_w, float* out, Clamp clamp);
+void f32_dwconv5x5__neon(size_t channels, size_t out_rows, size_t out_width, size_t in_width,
+                           size_t stride, size_t pad_left, const float* const* rows,
+                           const float* packed_w, float* out, Clamp clamp);
 void f32_conv3x3s2c3__neon(size_t channels, size_t out_width, size_t in_width, size_t pad_left,
                            const float* const* rows, const float* packed_w, float* out, Clamp clamp);
 void f32_vadd__neon(size_t n, const float* a, const float* b, float* y, Clamp clamp);
@@ -27,6 +30,8 @@ void f32_gavgpool__neon(size_t pixels, size_t channels, const float* x, float* y
 void f32_gmaxpool__neon(size_t pixels, size_t channels, const float* x, float* y);
 void f32_softmax__neon(size_t n, const float* x, float* y);
 uint64_t f32_fma_peak__neon(uint64_t iterations, float* sink);
+void f32_vmulc__neon(size_t pixels, size_t channels, const float* x, const float* scale, float* y);
+void f32_vhswish__neon(size_t n, const float* x, float* y);
 
 void qs8_gemm_2x8c8__neon(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
                           const void* packed_w, int8_t* c, size_t c_stride, const Qs8Output& output);
@@ -62,6 +67,13 @@ inline float32x4_t clamp(float32x4_t x, float32x4_t lo, float32x4_t hi) {
   return vminq_f32(vmaxq_f32(x, lo), hi);
 }
 
+// Hard-swish (Clamp in common.h): t = min(max(x + 3, 0), 6), then x * t * (1/6), as the scalar
+// reference rounds it (FMAX/FMIN propagate a NaN x, and so does the product).
+inline float32x4_t hard_swish(float32x4_t x) {
+  const float32x4_t t = vminq_f32(vmaxq_f32(vaddq_f32(x, vdupq_n_f32(3.0f)), vdupq_n_f32(0.0f)), vdupq_n_f32(6.0f));
+  return vmulq_f32(vmulq_f32(x, t), vdupq_n_f32(1.0f / 6.0f));
+}
+
 // The first `count` (0..3) floats at p, the other lanes zero; reads nothing past them.
 inline float32x4_t load_partial(const float* p, size_t count) {
   float32x4_t v = vdupq_n_f32(0.0f);
@@ -82,7 +94,8 @@ inline void store_partial(float* p, float32x4_t v, size_t count) {
 }
 
 // One q register of float channels, as the shared tilings (../f32-dwconv3x3-tiled.h,
-// ../f32-conv3x3s2c3-tiled.h) describe a vector register.
+// ../f32-conv3x3s2c3-tiled.h) and output stage (../f32-output-stage.h) describe a vector
+// register.
 struct Simd {
   using Vec = float32x4_t;
   static constexpr size_t kLanes = 4;
@@ -101,6 +114,7 @@ struct Simd {
   static Vec dup(float x) { return vdupq_n_f32(x); }
   static Vec fma(Vec acc, Vec x, Vec w) { return vfmaq_f32(acc, x, w); }
   static Vec clamp(Vec x, Vec lo, Vec hi) { return neon::clamp(x, lo, hi); }
+  static Vec hard_swish(Vec x) { return neon::hard_swish(x); }
 };
 
 // ---- qs8 ----

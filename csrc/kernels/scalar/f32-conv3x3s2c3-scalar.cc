@@ -16,7 +16,7 @@ void f32_conv3x3s2c3__scalar(size_t channels, size_t out_width, size_t in_width,
           for (size_t ci = 0; ci < 3; ++ci) acc += rows[ky][ix * 3 + ci] * w[1 + (ky * 3 + kx) * 3 + ci];
         }
       }
-      out[ox * channels + c] = clamp_value(acc, clamp);
+      out[ox * channels + c] = output_value(acc, clamp);
     }
   }
 }

@@ -24,7 +24,7 @@ void f32_igemm_4x4__scalar(size_t mr, size_t nc, size_t kc, size_t ks, const flo
     }
     const size_t cols = nc - n0 < kNR ? nc - n0 : kNR;
     for (size_t i = 0; i < mr; ++i)
-      for (size_t j = 0; j < cols; ++j) c[i * c_stride + n0 + j] = clamp_value(acc[i][j], clamp);
+      for (size_t j = 0; j < cols; ++j) c[i * c_stride + n0 + j] = output_value(acc[i][j], clamp);
   }
 }
 

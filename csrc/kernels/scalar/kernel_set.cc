@@ -30,6 +30,9 @@ const KernelSet& scalar_kernels() {
       f32_gmaxpool__scalar,
       f32_softmax__scalar,
       f32_fma_peak__scalar,
+      f32_vmulc__scalar,
+      f32_vhswish__scalar,
+      f32_dwconv5x5__scalar,
       qs8_scalar_kernels(),
   };
   return set;

@@ -14,6 +14,9 @@ void f32_igemm_6x16__avx2_fma(size_t mr, size_t nc, size_t kc, size_t ks, const 
 void f32_dwconv3x3__avx2_fma(size_t channels, size_t out_rows, size_t out_width, size_t in_width,
                              size_t stride, size_t pad_left, const float* const* rows,
                              const float* packed_w, float* out, Clamp clamp);
+void f32_dwconv5x5__avx2_fma(size_t channels, size_t out_rows, size_t out_width, size_t in_width,
+                           size_t stride, size_t pad_left, const float* const* rows,
+                           const float* packed_w, float* out, Clamp clamp);
 void f32_conv3x3s2c3__avx2_fma(size_t channels, size_t out_width, size_t in_width, size_t pad_left,
                                const float* const* rows, const float* packed_w, float* out, Clamp clamp);
 void f32_vadd__avx2(size_t n, const float* a, const float* b, float* y, Clamp clamp);
@@ -21,6 +24,8 @@ void f32_gavgpool__avx2(size_t pixels, size_t channels, const float* x, float* y
 void f32_gmaxpool__avx2(size_t pixels, size_t channels, const float* x, float* y);
 void f32_softmax__avx2_fma(size_t n, const float* x, float* y);
 uint64_t f32_fma_peak__avx2_fma(uint64_t iterations, float* sink);
+void f32_vmulc__avx2(size_t pixels, size_t channels, const float* x, const float* scale, float* y);
+void f32_vhswish__avx2(size_t n, const float* x, float* y);
 
 void qs8_gemm_6x16c2__avx2(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
                            const void* packed_w, int8_t* c, size_t c_stride, const Qs8Output& output);

@@ -22,8 +22,18 @@ static inline __m256 clamp(__m256 x, __m256 lo, __m256 hi) {
   return _mm256_min_ps(hi, _mm256_max_ps(lo, x));
 }
 
+// Hard-swish (Clamp in common.h): t = min(max(x + 3, 0), 6), then x * t * (1/6), as the scalar
+// reference rounds it. A NaN x makes t 0 (MAXPS returns its second operand on NaN) and x * t
+// NaN: NaN propagates.
+static inline __m256 hard_swish(__m256 x) {
+  const __m256 t = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(x, _mm256_set1_ps(3.0f)), _mm256_setzero_ps()),
+                                 _mm256_set1_ps(6.0f));
+  return _mm256_mul_ps(_mm256_mul_ps(x, t), _mm256_set1_ps(1.0f / 6.0f));
+}
+
 // One ymm of float channels, as the shared tilings (../f32-dwconv3x3-tiled.h,
-// ../f32-conv3x3s2c3-tiled.h) describe a vector register. Channel tails use maskload/maskstore.
+// ../f32-conv3x3s2c3-tiled.h) and output stage (../f32-output-stage.h) describe a vector
+// register. Channel tails use maskload/maskstore.
 struct Simd {
   using Vec = __m256;
   static constexpr size_t kLanes = 8;
@@ -42,6 +52,7 @@ struct Simd {
   static Vec dup(float x) { return _mm256_set1_ps(x); }
   static Vec fma(Vec acc, Vec x, Vec w) { return _mm256_fmadd_ps(x, w, acc); }
   static Vec clamp(Vec x, Vec lo, Vec hi) { return avx2::clamp(x, lo, hi); }
+  static Vec hard_swish(Vec x) { return avx2::hard_swish(x); }
 };
 
 // Requantization of int32 sums, 16 outputs at a time (Qs8Output in kernels.h): float(sum) *

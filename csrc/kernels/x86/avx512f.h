@@ -17,6 +17,9 @@ void f32_igemm_7x32__avx512f(size_t mr, size_t nc, size_t kc, size_t ks, const f
 void f32_dwconv3x3__avx512f(size_t channels, size_t out_rows, size_t out_width, size_t in_width,
                             size_t stride, size_t pad_left, const float* const* rows,
                             const float* packed_w, float* out, Clamp clamp);
+void f32_dwconv5x5__avx512f(size_t channels, size_t out_rows, size_t out_width, size_t in_width,
+                           size_t stride, size_t pad_left, const float* const* rows,
+                           const float* packed_w, float* out, Clamp clamp);
 void f32_conv3x3s2c3__avx512f(size_t channels, size_t out_width, size_t in_width, size_t pad_left,
                               const float* const* rows, const float* packed_w, float* out, Clamp clamp);
 uint64_t f32_fma_peak__avx512f(uint64_t iterations, float* sink);

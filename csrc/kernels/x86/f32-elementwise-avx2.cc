@@ -1,4 +1,5 @@
-// Small AVX2 kernels: residual add with clamp, global average and max pooling.
+// Small AVX2 kernels: residual add with clamp, channel multiply, hard-swish, global average and
+// max pooling. Memory-bound: the AVX-512 kernel set uses them too.
 #include "avx2_helpers.h"
 
 namespace mnengine {
@@ -15,6 +16,26 @@ void f32_vadd__avx2(size_t n, const float* a, const float* b, float* y, Clamp cl
     const __m256i mask = avx2::tail_mask(n - i);
     const __m256 sum = _mm256_add_ps(_mm256_maskload_ps(a + i, mask), _mm256_maskload_ps(b + i, mask));
     _mm256_maskstore_ps(y + i, mask, avx2::clamp(sum, vmin, vmax));
+  }
+}
+
+void f32_vmulc__avx2(size_t pixels, size_t channels, const float* x, const float* scale, float* y) {
+  for (size_t p = 0; p < pixels; ++p, x += channels, y += channels) {
+    size_t c = 0;
+    for (; c + 8 <= channels; c += 8) _mm256_storeu_ps(y + c, _mm256_mul_ps(_mm256_loadu_ps(x + c), _mm256_loadu_ps(scale + c)));
+    if (c != channels) {
+      const __m256i mask = avx2::tail_mask(channels - c);
+      _mm256_maskstore_ps(y + c, mask, _mm256_mul_ps(_mm256_maskload_ps(x + c, mask), _mm256_maskload_ps(scale + c, mask)));
+    }
+  }
+}
+
+void f32_vhswish__avx2(size_t n, const float* x, float* y) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, avx2::hard_swish(_mm256_loadu_ps(x + i)));
+  if (i != n) {
+    const __m256i mask = avx2::tail_mask(n - i);
+    _mm256_maskstore_ps(y + i, mask, avx2::hard_swish(_mm256_maskload_ps(x + i, mask)));
   }
 }
 

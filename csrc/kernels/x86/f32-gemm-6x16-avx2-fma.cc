@@ -8,6 +8,7 @@
 // accumulator arrays in memory and stores them on every iteration.
 #include <utility>
 
+#include "../f32-output-stage.h"
 #include "../gemm-rows.h"
 #include "avx2_helpers.h"
 
@@ -36,19 +37,20 @@ inline void step16(const float* a_ik, __m256 b_lo, __m256 b_hi, __m256& lo, __m2
 }
 
 // Masked stores are slow on AMD cores: only a partial high half uses one.
-inline void store16(float* c, __m256 lo, __m256 hi, size_t columns, __m256 vmin, __m256 vmax) {
-  _mm256_storeu_ps(c, avx2::clamp(lo, vmin, vmax));
+template <class Output>
+inline void store16(float* c, __m256 lo, __m256 hi, size_t columns, const Output& output) {
+  _mm256_storeu_ps(c, output(lo));
   if (columns >= 16) {
-    _mm256_storeu_ps(c + 8, avx2::clamp(hi, vmin, vmax));
+    _mm256_storeu_ps(c + 8, output(hi));
   } else {
-    _mm256_maskstore_ps(c + 8, avx2::tail_mask(columns - 8), avx2::clamp(hi, vmin, vmax));
+    _mm256_maskstore_ps(c + 8, avx2::tail_mask(columns - 8), output(hi));
   }
 }
 
 // One 16-column panel for rows I..., storing its first `columns` (9..16) columns.
-template <size_t... I>
+template <class Output, size_t... I>
 inline void panel16(std::index_sequence<I...>, size_t kc, size_t ks, const float* const* a,
-                    const float* w, float* const* c, size_t columns, __m256 vmin, __m256 vmax) {
+                    const float* w, float* const* c, size_t columns, const Output& output) {
   constexpr size_t kRows = sizeof...(I);
   const __m256 bias_lo = _mm256_load_ps(w), bias_hi = _mm256_load_ps(w + 8);
   __m256 lo[kRows] = {(static_cast<void>(I), bias_lo)...};
@@ -62,13 +64,13 @@ inline void panel16(std::index_sequence<I...>, size_t kc, size_t ks, const float
       (step16(row[I] + k, b_lo, b_hi, lo[I], hi[I]), ...);
     }
   }
-  (store16(c[I], lo[I], hi[I], columns, vmin, vmax), ...);
+  (store16(c[I], lo[I], hi[I], columns, output), ...);
 }
 
 // The low half of a panel, when 8 or fewer columns are left: half the multiply-adds.
-template <size_t... I>
+template <class Output, size_t... I>
 inline void panel8(std::index_sequence<I...>, size_t kc, size_t ks, const float* const* a,
-                   const float* w, float* const* c, size_t columns, __m256 vmin, __m256 vmax) {
+                   const float* w, float* const* c, size_t columns, const Output& output) {
   constexpr size_t kRows = sizeof...(I);
   const __m256 bias = _mm256_load_ps(w);
   __m256 lo[kRows] = {(static_cast<void>(I), bias)...};
@@ -82,10 +84,10 @@ inline void panel8(std::index_sequence<I...>, size_t kc, size_t ks, const float*
     }
   }
   if (columns == 8) {
-    (_mm256_storeu_ps(c[I], avx2::clamp(lo[I], vmin, vmax)), ...);
+    (_mm256_storeu_ps(c[I], output(lo[I])), ...);
   } else {
     const __m256i mask = avx2::tail_mask(columns);
-    (_mm256_maskstore_ps(c[I], mask, avx2::clamp(lo[I], vmin, vmax)), ...);
+    (_mm256_maskstore_ps(c[I], mask, output(lo[I])), ...);
   }
 }
 
@@ -93,10 +95,10 @@ inline void panel8(std::index_sequence<I...>, size_t kc, size_t ks, const float*
 // FMA units waiting on their accumulators' latency (two chains per row); several panels give
 // eight independent chains and as many weight streams, while every output's sum keeps its
 // order (results do not depend on how rows were tiled).
-template <size_t... P, size_t... I>
+template <class Output, size_t... P, size_t... I>
 inline void panels16(std::index_sequence<P...>, std::index_sequence<I...>, size_t kc, size_t ks,
                      const float* const* a, const float* w, size_t panel_floats,
-                     float* const* c, __m256 vmin, __m256 vmax) {
+                     float* const* c, const Output& output) {
   constexpr size_t kRows = sizeof...(I), kPanels = sizeof...(P);
   __m256 lo[kPanels][kRows], hi[kPanels][kRows];
   const auto start = [&](auto p) {
@@ -121,39 +123,42 @@ inline void panels16(std::index_sequence<P...>, std::index_sequence<I...>, size_
   }
   const auto finish = [&](auto p) {
     constexpr size_t kP = decltype(p)::value;
-    (store16(c[I] + 16 * kP, lo[kP][I], hi[kP][I], 16, vmin, vmax), ...);
+    (store16(c[I] + 16 * kP, lo[kP][I], hi[kP][I], 16, output), ...);
   };
   (finish(std::integral_constant<size_t, P>()), ...);
 }
 
-template <size_t kRows>
+template <size_t kRows, bool kHardSwish>
 void igemm_rows(size_t nc, size_t kc, size_t ks, const float* const* a, const float* w,
                 float* c, size_t c_stride, Clamp clamp) {
   const auto rows = std::make_index_sequence<kRows>();
-  const __m256 vmin = _mm256_set1_ps(clamp.min);
-  const __m256 vmax = _mm256_set1_ps(clamp.max);
+  const OutputStage<avx2::Simd, kHardSwish> output(clamp);
   float* c_row[kRows];
   for (size_t i = 0; i < kRows; ++i) c_row[i] = c + i * c_stride;
   const size_t panel_floats = (1 + ks * kc) * 16;
   if constexpr (kRows <= 2) {
     constexpr size_t kPanels = 4 / kRows;
     for (; nc >= 16 * kPanels; nc -= 16 * kPanels, w += kPanels * panel_floats) {
-      panels16(std::make_index_sequence<kPanels>(), rows, kc, ks, a, w, panel_floats, c_row, vmin, vmax);
+      panels16(std::make_index_sequence<kPanels>(), rows, kc, ks, a, w, panel_floats, c_row, output);
       for (size_t i = 0; i < kRows; ++i) c_row[i] += 16 * kPanels;
     }
   }
   for (; nc > 8; nc = nc > 16 ? nc - 16 : 0, w += panel_floats) {
-    panel16(rows, kc, ks, a, w, c_row, nc, vmin, vmax);
+    panel16(rows, kc, ks, a, w, c_row, nc, output);
     for (size_t i = 0; i < kRows; ++i) c_row[i] += 16;
   }
-  if (nc != 0) panel8(rows, kc, ks, a, w, c_row, nc, vmin, vmax);
+  if (nc != 0) panel8(rows, kc, ks, a, w, c_row, nc, output);
 }
 
 }  // namespace
 
 void f32_igemm_6x16__avx2_fma(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a,
                               const float* w, float* c, size_t c_stride, Clamp clamp) {
-  dispatch_rows(mr, [&](auto rows) { igemm_rows<decltype(rows)::value>(nc, kc, ks, a, w, c, c_stride, clamp); });
+  with_hard_swish(clamp, [&](auto hard_swish) {
+    dispatch_rows(mr, [&](auto rows) {
+      igemm_rows<decltype(rows)::value, decltype(hard_swish)::value>(nc, kc, ks, a, w, c, c_stride, clamp);
+    });
+  });
 }
 
 void f32_gemm_6x16__avx2_fma(size_t mr, size_t nc, size_t kc, const float* a, size_t a_stride,

@@ -14,13 +14,13 @@
 // sequence, so every accumulator index is a constant and the accumulators stay in registers.
 #include <utility>
 
+#include "../f32-output-stage.h"
 #include "../gemm-rows.h"
 #include "avx512_helpers.h"
 
 namespace mnengine {
 namespace {
 
-using avx512::clamp;
 using avx512::lanes_mask;
 
 // Row i's step of a 32-column panel: one broadcast of A, two FMAs.
@@ -30,19 +30,20 @@ inline void step32(const float* a_ik, __m512 b_lo, __m512 b_hi, __m512& lo, __m5
   hi = _mm512_fmadd_ps(a, b_hi, hi);
 }
 
-inline void store32(float* c, __m512 lo, __m512 hi, size_t columns, __m512 vmin, __m512 vmax) {
-  _mm512_storeu_ps(c, clamp(lo, vmin, vmax));
+template <class Output>
+inline void store32(float* c, __m512 lo, __m512 hi, size_t columns, const Output& output) {
+  _mm512_storeu_ps(c, output(lo));
   if (columns >= 32) {
-    _mm512_storeu_ps(c + 16, clamp(hi, vmin, vmax));
+    _mm512_storeu_ps(c + 16, output(hi));
   } else {
-    _mm512_mask_storeu_ps(c + 16, lanes_mask(columns - 16), clamp(hi, vmin, vmax));
+    _mm512_mask_storeu_ps(c + 16, lanes_mask(columns - 16), output(hi));
   }
 }
 
 // One 32-column panel for rows I..., storing its first `columns` (17..32) columns.
-template <size_t... I>
+template <class Output, size_t... I>
 inline void panel32(std::index_sequence<I...>, size_t kc, size_t ks, const float* const* a,
-                    const float* w, float* const* c, size_t columns, __m512 vmin, __m512 vmax) {
+                    const float* w, float* const* c, size_t columns, const Output& output) {
   constexpr size_t kRows = sizeof...(I);
   const __m512 bias_lo = _mm512_load_ps(w), bias_hi = _mm512_load_ps(w + 16);
   __m512 lo[kRows] = {(static_cast<void>(I), bias_lo)...};
@@ -55,13 +56,13 @@ inline void panel32(std::index_sequence<I...>, size_t kc, size_t ks, const float
       (step32(row[I] + k, b_lo, b_hi, lo[I], hi[I]), ...);
     }
   }
-  (store32(c[I], lo[I], hi[I], columns, vmin, vmax), ...);
+  (store32(c[I], lo[I], hi[I], columns, output), ...);
 }
 
 // The low half of a panel, when 16 or fewer columns are left: half the multiply-adds.
-template <size_t... I>
+template <class Output, size_t... I>
 inline void panel16(std::index_sequence<I...>, size_t kc, size_t ks, const float* const* a,
-                    const float* w, float* const* c, size_t columns, __m512 vmin, __m512 vmax) {
+                    const float* w, float* const* c, size_t columns, const Output& output) {
   constexpr size_t kRows = sizeof...(I);
   const __m512 bias = _mm512_load_ps(w);
   __m512 lo[kRows] = {(static_cast<void>(I), bias)...};
@@ -74,17 +75,17 @@ inline void panel16(std::index_sequence<I...>, size_t kc, size_t ks, const float
     }
   }
   const __mmask16 mask = lanes_mask(columns);
-  (_mm512_mask_storeu_ps(c[I], mask, clamp(lo[I], vmin, vmax)), ...);
+  (_mm512_mask_storeu_ps(c[I], mask, output(lo[I])), ...);
 }
 
 // kPanels full 32-column panels at once, for one or two rows: alone they would leave the
 // FMA units waiting on their accumulators' latency (two chains per row); several panels give
 // eight independent chains, while every output's sum keeps its order (results do not depend
 // on how rows were tiled).
-template <size_t... P, size_t... I>
+template <class Output, size_t... P, size_t... I>
 inline void panels32(std::index_sequence<P...>, std::index_sequence<I...>, size_t kc, size_t ks,
                      const float* const* a, const float* w, size_t panel_floats,
-                     float* const* c, __m512 vmin, __m512 vmax) {
+                     float* const* c, const Output& output) {
   constexpr size_t kRows = sizeof...(I);
   constexpr size_t kPanels = sizeof...(P);
   __m512 lo[kPanels][kRows], hi[kPanels][kRows];
@@ -109,39 +110,42 @@ inline void panels32(std::index_sequence<P...>, std::index_sequence<I...>, size_
   }
   const auto finish = [&](auto p) {
     constexpr size_t kP = decltype(p)::value;
-    (store32(c[I] + 32 * kP, lo[kP][I], hi[kP][I], 32, vmin, vmax), ...);
+    (store32(c[I] + 32 * kP, lo[kP][I], hi[kP][I], 32, output), ...);
   };
   (finish(std::integral_constant<size_t, P>()), ...);
 }
 
-template <size_t kRows>
+template <size_t kRows, bool kHardSwish>
 void igemm_rows(size_t nc, size_t kc, size_t ks, const float* const* a, const float* w,
                 float* c, size_t c_stride, Clamp clamp) {
   const auto rows = std::make_index_sequence<kRows>();
-  const __m512 vmin = _mm512_set1_ps(clamp.min);
-  const __m512 vmax = _mm512_set1_ps(clamp.max);
+  const OutputStage<avx512::Simd, kHardSwish> output(clamp);
   float* c_row[kRows];
   for (size_t i = 0; i < kRows; ++i) c_row[i] = c + i * c_stride;
   const size_t panel_floats = (1 + ks * kc) * 32;
   if constexpr (kRows <= 2) {
     constexpr size_t kPanels = 4 / kRows;
     for (; nc >= 32 * kPanels; nc -= 32 * kPanels, w += kPanels * panel_floats) {
-      panels32(std::make_index_sequence<kPanels>(), rows, kc, ks, a, w, panel_floats, c_row, vmin, vmax);
+      panels32(std::make_index_sequence<kPanels>(), rows, kc, ks, a, w, panel_floats, c_row, output);
       for (size_t i = 0; i < kRows; ++i) c_row[i] += 32 * kPanels;
     }
   }
   for (; nc > 16; nc = nc > 32 ? nc - 32 : 0, w += panel_floats) {
-    panel32(rows, kc, ks, a, w, c_row, nc, vmin, vmax);
+    panel32(rows, kc, ks, a, w, c_row, nc, output);
     for (size_t i = 0; i < kRows; ++i) c_row[i] += 32;
   }
-  if (nc != 0) panel16(rows, kc, ks, a, w, c_row, nc, vmin, vmax);
+  if (nc != 0) panel16(rows, kc, ks, a, w, c_row, nc, output);
 }
 
 }  // namespace
 
 void f32_igemm_7x32__avx512f(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a,
                              const float* w, float* c, size_t c_stride, Clamp clamp) {
-  dispatch_rows<7>(mr, [&](auto rows) { igemm_rows<decltype(rows)::value>(nc, kc, ks, a, w, c, c_stride, clamp); });
+  with_hard_swish(clamp, [&](auto hard_swish) {
+    dispatch_rows<7>(mr, [&](auto rows) {
+      igemm_rows<decltype(rows)::value, decltype(hard_swish)::value>(nc, kc, ks, a, w, c, c_stride, clamp);
+    });
+  });
 }
 
 void f32_gemm_7x32__avx512f(size_t mr, size_t nc, size_t kc, const float* a, size_t a_stride,

@@ -33,6 +33,9 @@ const KernelSet& avx2_fma_kernels() {
       f32_gmaxpool__avx2,
       f32_softmax__avx2_fma,
       f32_fma_peak__avx2_fma,
+      f32_vmulc__avx2,
+      f32_vhswish__avx2,
+      f32_dwconv5x5__avx2_fma,
       qs8_avx2_kernels(),
   };
   return set;
@@ -50,6 +53,9 @@ const KernelSet& avx512f_kernels() {
       f32_gmaxpool__avx2,
       f32_softmax__avx2_fma,
       f32_fma_peak__avx512f,
+      f32_vmulc__avx2,
+      f32_vhswish__avx2,
+      f32_dwconv5x5__avx512f,
       qs8_avx2_kernels(),
   };
   return set;

@@ -1,0 +1,28 @@
+// f32-dwconv 5x5 scalar: the reference depthwise 5x5 kernel, one channel at a time (CR = 1).
+#include "scalar.h"
+
+namespace mnengine {
+
+void f32_dwconv5x5__scalar(size_t channels, size_t out_rows, size_t out_width, size_t in_width,
+                           size_t stride, size_t pad_left, const float* const* rows,
+                           const float* w, float* out, Clamp clamp) {
+  for (size_t oy = 0; oy < out_rows; ++oy, out += out_width * channels) {
+    const float* const* window = rows + oy * stride;  // the five input rows of output row oy
+    const float* weights = w;
+    for (size_t c = 0; c < channels; ++c, weights += 26) {
+      for (size_t ox = 0; ox < out_width; ++ox) {
+        float acc = weights[0];
+        for (size_t ky = 0; ky < 5; ++ky) {
+          for (size_t kx = 0; kx < 5; ++kx) {
+            // Unsigned arithmetic: a column left of the image wraps to a huge value.
+            const size_t ix = ox * stride + kx - pad_left;
+            if (ix < in_width) acc += window[ky][ix * channels + c] * weights[1 + ky * 5 + kx];
+          }
+        }
+        out[ox * channels + c] = clamp_value(acc, clamp);
+      }
+    }
+  }
+}
+
+}  // namespace mnengine
