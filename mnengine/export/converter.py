@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..graph import INPUT, Node, same_padding
+from ..graph import INPUT, Node, same_padding, window_output
 from .keras_files import Keras3Names, Weights, WeightStore
 
 #: Layer classes the exporter understands, and what each becomes.
@@ -51,6 +51,7 @@ SUPPORTED_LAYERS = {
 }
 _MODELS = ("Functional", "Sequential", "Model")
 _OPS_MODULE = "keras.src.ops"  # Keras 3 operations on tensors (x + 3.0): no layers, no variables
+_ARITHMETIC_OPERATIONS = ("Add", "Subtract", "Multiply", "Divide", "TrueDivide")
 
 
 class UnsupportedModelError(ValueError):
@@ -204,8 +205,12 @@ class Flattener:
             return self.model(layer, inputs, keras3, legacy, prefix + name + "/")
         unique = prefix + name + (f":{node_index}" if node_index else "")
         self.configs[keras3] = (layer["class_name"], layer["config"])
-        operation = str(layer.get("module", "")).startswith(_OPS_MODULE)
         constants, constant_first = (inbound.constants, inbound.constant_first) if inbound else ([], False)
+        # Keras 3's legacy .h5 config omits an operation's module; its constant operand tells it
+        # from the layer of the same name (x + 3.0 is an Add operation, layers.Add adds tensors).
+        module = layer.get("module")
+        operation = (str(module).startswith(_OPS_MODULE) if module else
+                     layer["class_name"] in _ARITHMETIC_OPERATIONS and bool(constants))
         self.calls.append(LayerCall(unique, layer["class_name"], layer["config"], inputs, unique, keras3, legacy,
                                     constants, constant_first, operation))
         return [unique]
@@ -558,8 +563,8 @@ class Converter:
             top, bottom, left, right = top + extra_top, bottom + extra_bottom, left + extra_left, right + extra_right
         elif config.get("padding", "valid") != "valid":
             raise unsupported(call, f"padding {config.get('padding')!r}: supported are 'same' and 'valid'")
-        out_h = (value.shape[0] + top + bottom - kernel) // stride + 1
-        out_w = (value.shape[1] + left + right - kernel) // stride + 1
+        out_h = window_output(value.shape[0], top, bottom, stride, kernel)
+        out_w = window_output(value.shape[1], left, right, stride, kernel)
         if out_h < 1 or out_w < 1:
             raise unsupported(call, f"the input {value.shape[:2]} is smaller than the kernel")
         return stride, (top, bottom, left, right), (out_h, out_w)
