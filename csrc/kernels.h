@@ -214,8 +214,8 @@ const KernelSet& neon_dotprod_kernels();  // neon's float kernels, int8 on SDOT 
 AlignedBuffer pack_gemm_weights(size_t k, size_t n, size_t nr, const float* kernel,
                                 const float* bias);
 // Per group of cr channels, [cr biases][taps rows of cr weights], from `kernel` [taps][channels]:
-// the depthwise kernel ([3][3][channels], Keras's with multiplier 1: 9 taps) and the first
-// convolution's ([3][3][3][channels]: 27 taps).
+// the depthwise kernels ([3][3][channels] or [5][5][channels], Keras's with multiplier 1: 9 or
+// 25 taps) and the first convolution's ([3][3][3][channels]: 27 taps).
 AlignedBuffer pack_channel_group_weights(size_t channels, size_t taps, size_t cr,
                                          const float* kernel, const float* bias);
 

@@ -140,7 +140,8 @@ class NodeChecker {
 
 // The layers whose kernels apply a Clamp's hard-swish (their output stage: f32-output-stage.h).
 bool applies_hard_swish(OpKind kind) {
-  return kind == OpKind::conv3x3 || kind == OpKind::conv1x1 || kind == OpKind::dense || kind == OpKind::depthwise3x3;
+  return kind == OpKind::conv3x3 || kind == OpKind::conv1x1 || kind == OpKind::dense || kind == OpKind::depthwise3x3 ||
+         kind == OpKind::depthwise5x5;
 }
 
 Shape infer_output_shape(size_t index, const NodeSpec& spec, const std::vector<Shape>& shapes, bool quantized) {

@@ -126,7 +126,7 @@ def test_depthwise3x3(isa, rng, channels, h, w, stride, mode, batch, threads, ac
 
 # Every remainder of the vector widths 4, 8 and 16 (NEON, AVX2, AVX-512), and a few groups more.
 CHANNELS_5X5 = [1, 3, 7, 8, 15, 16, 17, 31, 33, 64, 65, 100]
-ACTIVATIONS_5X5 = ["linear", "relu", "relu6"]
+ACTIVATIONS_5X5 = ["linear", "relu", "relu6", "hard_swish"]
 
 
 def depthwise5x5_cases():
@@ -134,7 +134,7 @@ def depthwise5x5_cases():
     depthwise kernel: for each stride and padding mode, every height from 1 to 17 that the
     padded window fits, each twice with widths in two other orders (every fitting width meets
     each stride and mode twice); channels, batch, threads and activation cycle with periods 12,
-    24, 48 and 3. Then MobileNetV3's 5x5 layers, whose rows are long enough for every block."""
+    24, 48 and 4. Then MobileNetV3's 5x5 layers, whose rows are long enough for every block."""
     cases = []
     for stride, mode in itertools.product((1, 2), PAD_MODES_5X5):
         sizes = [size for size in SIZES if window_fits(mode, size, stride, 5)]
@@ -143,17 +143,27 @@ def depthwise5x5_cases():
                 w = sizes[(step * j + shift) % len(sizes)]
                 i = len(cases)
                 cases.append((CHANNELS_5X5[i % 12], h, w, stride, mode, (1, 3)[i // 12 % 2], (1, 2)[i // 24 % 2],
-                              ACTIVATIONS_5X5[i % 3]))
+                              ACTIVATIONS_5X5[i % 4]))
     cases += [(72, 56, 56, 2, "correct_pad", 1, 2, "relu"), (120, 28, 28, 1, "same", 1, 1, "relu6"),
-              (240, 14, 14, 1, "same", 3, 2, "linear"), (96, 28, 28, 2, "correct_pad", 1, 1, "relu"),
-              (672, 14, 14, 2, "correct_pad", 1, 2, "linear"), (960, 7, 7, 1, "same", 3, 1, "relu6")]
+              (240, 14, 14, 1, "same", 3, 2, "hard_swish"), (96, 28, 28, 2, "correct_pad", 1, 1, "hard_swish"),
+              (672, 14, 14, 2, "correct_pad", 1, 2, "linear"), (960, 7, 7, 1, "same", 3, 1, "hard_swish")]
     return cases
 
 
 def depthwise5x5_node(kernel, bias, stride, padding, activation):
-    """A core node dict (what Graph.core_nodes makes of a "depthwise5x5" node)."""
-    return {"kind": "depthwise5x5", "inputs": [0], "stride": stride, "padding": tuple(padding),
-            "clamp": ACTIVATIONS[activation], "kernel": kernel, "bias": bias}
+    """A core node dict (what Graph.core_nodes makes of a "depthwise5x5" node); hard_swish is the
+    unbounded clamp with the binding's "hard_swish" flag."""
+    node = {"kind": "depthwise5x5", "inputs": [0], "stride": stride, "padding": tuple(padding),
+            "clamp": ACTIVATIONS["linear" if activation == "hard_swish" else activation], "kernel": kernel, "bias": bias}
+    if activation == "hard_swish":
+        node["hard_swish"] = True
+    return node
+
+
+def apply_activation_5x5(y, activation):
+    if activation == "hard_swish":
+        return y * np.clip(y + 3.0, 0.0, 6.0) / 6.0
+    return apply_activation(y, activation)
 
 
 def test_depthwise5x5_cases_cover_every_size():
@@ -179,8 +189,55 @@ def test_depthwise5x5(isa, rng, channels, h, w, stride, mode, batch, threads, ac
                         "auto")
     y = run_poisoned(net, x)
     before_activation = reference.depthwise_conv2d(x, kernel, bias, stride, padding)
-    expected = apply_activation(before_activation, activation)
+    expected = apply_activation_5x5(before_activation, activation)
     assert reference.relative_error(y, expected, scale=before_activation) < TOLERANCE
+
+
+@pytest.mark.parametrize("fusion", ["always", "never"])
+def test_depthwise5x5_in_a_block(isa, rng, fusion):
+    """expand 1x1 -> depthwise 5x5 -> project 1x1 -> add, as MobileNetV3's 5x5 blocks: the same
+    result whether fusion is forced or off (a 5x5 block runs layer by layer either way)."""
+    h, w, c, mid = 9, 11, 24, 72
+    expand = (rng.standard_normal((c, mid)) / np.sqrt(c)).astype(np.float32)
+    kernel = rng.standard_normal((5, 5, mid)).astype(np.float32)
+    bias = rng.standard_normal(mid).astype(np.float32)
+    project = (rng.standard_normal((mid, c)) / np.sqrt(mid)).astype(np.float32)
+    x = rng.standard_normal((3, h, w, c)).astype(np.float32)
+    nodes = [
+        {"kind": "conv1x1", "inputs": [0], "kernel": expand, "bias": None, "out_channels": mid, "clamp": (0.0, 6.0)},
+        dict(depthwise5x5_node(kernel, bias, 1, (2, 2, 2, 2), "hard_swish"), inputs=[1]),
+        {"kind": "conv1x1", "inputs": [2], "kernel": project, "bias": None, "out_channels": c},
+        {"kind": "add", "inputs": [3, 0]},
+    ]
+    y = run_poisoned(_core.Network(isa, 2, (h, w, c), nodes, fusion), x)
+    expanded = reference.relu6(reference.conv2d(x, expand[np.newaxis, np.newaxis]))
+    depthwise = apply_activation_5x5(reference.depthwise_conv2d(expanded, kernel, bias, 1, (2, 2, 2, 2)), "hard_swish")
+    expected = reference.conv2d(depthwise, project[np.newaxis, np.newaxis]) + x
+    assert reference.relative_error(y, expected) < TOLERANCE
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(kernel=np.zeros((3, 3, 8), np.float32)), r"kernel has 72 values, expected 200"),
+    (dict(bias=np.zeros(7, np.float32)), r"bias has 7 values, expected 8 or none"),
+    (dict(padding=(0, 5, 0, 0)), r"padding must be 0 to 4 on each side, got 0 and 5"),
+    (dict(padding=(0, 0, 5, 0)), r"padding must be 0 to 4 on each side, got 5 and 0"),
+    (dict(stride=3), r"stride must be 1 or 2, got 3"),
+    (dict(padding=(0, 0, 0, 0), shape=(4, 6, 8)), r"input extent 4 with its padding is smaller than the 5x5 window"),
+    (dict(padding=(1, 0, 0, 0), shape=(6, 3, 8)), r"input extent 3 with its padding is smaller than the 5x5 window"),
+])
+def test_depthwise5x5_rejects(change, message):
+    shape = change.pop("shape", (6, 6, 8))
+    node = depthwise5x5_node(np.zeros((5, 5, 8), np.float32), np.zeros(8, np.float32), 1, (2, 2, 2, 2), "linear")
+    node.update(change)
+    with pytest.raises(ValueError, match=r"node 0 \(depthwise5x5\): " + message):
+        _core.Network("scalar", 1, shape, [node], "auto")
+
+
+def test_depthwise5x5_is_float32_only():
+    node = {"kind": "depthwise5x5", "inputs": [0], "padding": (2, 2, 2, 2), "kernel": np.ones((5, 5, 8), np.int8),
+            "bias": np.zeros(8, np.int32), "weight_scale": np.ones(8, np.float32), "output_quantization": (0.1, 0)}
+    with pytest.raises(ValueError, match=r"node 0 \(depthwise5x5\): an int8 network has no 5x5 depthwise"):
+        _core.Network("scalar", 1, (6, 6, 8), [node], "auto", (0.1, 0))
 
 
 @pytest.mark.parametrize("in_channels,channels,h,w,stride,mode,batch,threads,activation", conv3x3_cases())

@@ -13,6 +13,9 @@
 // vector is loaded once per block and feeds every output whose window covers it (up to 5 per
 // row at stride 1, 10 with two output rows, which share 4 of their 6 input rows).
 //
+// The output stage is f32-output-stage.h's (hard-swish when the Clamp asks for it, then the clamp),
+// chosen once per call.
+//
 // Borders are computed without a padded copy of the input: a window that overhangs the image
 // on the left or right runs a one-pixel block compiled for the columns it misses (the two
 // counts add up to at most 4, since every window of a padding below 5 meets the image), and
@@ -24,6 +27,7 @@
 #include <utility>
 
 #include "../kernels.h"
+#include "f32-output-stage.h"
 
 // Complete unrolling of the loops below, so that every accumulator and tap index is a constant
 // and they live in registers (GCC otherwise keeps arrays this size in memory).
@@ -53,23 +57,15 @@ struct StreamedTaps {
   typename Simd::Vec operator[](size_t k) const { return Simd::weights(taps + k * Simd::kLanes); }
 };
 
-// The output stage: y = acc (+ bias, already in acc), then clamp.
-template <class Simd>
-struct Output {
-  typename Simd::Vec min, max;
-  explicit Output(Clamp clamp) : min(Simd::dup(clamp.min)), max(Simd::dup(clamp.max)) {}
-  typename Simd::Vec operator()(typename Simd::Vec acc) const { return Simd::clamp(acc, min, max); }
-};
-
 // kOutRows output rows by kPixels adjacent output pixels of one channel group. Their windows
 // span (kOutRows - 1) * kStride + 5 input rows and (kPixels - 1) * kStride + 5 input columns,
 // of which the first kSkipLeft and the last kSkipRight lie outside the image and are not read.
 // `rows` point at the first column read of each input row (channel offset applied); `bias` at
 // the group's packed biases; output rows are `out_stride` floats apart.
 template <class Simd, size_t kStride, size_t kOutRows, size_t kPixels, size_t kSkipLeft,
-          size_t kSkipRight, class Lanes, class Taps>
+          size_t kSkipRight, class Lanes, class Taps, class Output>
 inline void block(Lanes lanes, size_t channels, const float* const* rows, const float* bias,
-                  const Taps& taps, float* out, size_t out_stride, const Output<Simd>& output) {
+                  const Taps& taps, float* out, size_t out_stride, const Output& output) {
   using Vec = typename Simd::Vec;
   constexpr size_t kColumns = (kPixels - 1) * kStride + kSize;
   constexpr size_t kInRows = (kOutRows - 1) * kStride + kSize;
@@ -116,11 +112,11 @@ inline void with_constant(size_t value, F&& f) {
 
 // One output row sweep (kOutRows rows) of one channel group whose data starts at `rows[r]`
 // (channel offset applied) and whose packed [bias][25 taps] are at `w`.
-template <class Simd, size_t kStride, size_t kOutRows, size_t kPixels, bool kRegisterTaps, class Lanes>
+template <class Simd, size_t kStride, size_t kOutRows, size_t kPixels, bool kRegisterTaps, class Lanes, class Output>
 inline void group_rows(Lanes lanes, size_t channels, size_t out_width, size_t in_width,
                        size_t pad_left, size_t interior_begin, size_t interior_end,
                        const float* const* rows, const float* w, float* out, size_t out_stride,
-                       const Output<Simd>& output) {
+                       const Output& output) {
   constexpr size_t kInRows = (kOutRows - 1) * kStride + kSize;
   const float* const taps_begin = w + Simd::kLanes;
   // A window that overhangs the image: the one-pixel block without its missing columns.
@@ -166,7 +162,7 @@ inline void group_rows(Lanes lanes, size_t channels, size_t out_width, size_t in
 
 // The DwConv5x5Fn contract (csrc/kernels.h) for one stride and one number of output rows;
 // blocks of kAccumulators / kOutRows pixels.
-template <class Simd, size_t kStride, size_t kOutRows, size_t kAccumulators, bool kRegisterTaps>
+template <class Simd, size_t kStride, size_t kOutRows, size_t kAccumulators, bool kRegisterTaps, bool kHardSwish>
 void rows_of(size_t channels, size_t out_width, size_t in_width, size_t pad_left,
              const float* const* rows, const float* w, float* out, Clamp clamp) {
   constexpr size_t kCR = Simd::kLanes;
@@ -177,7 +173,7 @@ void rows_of(size_t channels, size_t out_width, size_t in_width, size_t pad_left
   interior_end = interior_end < out_width ? interior_end : out_width;
   size_t interior_begin = (pad_left + kStride - 1) / kStride;
   interior_begin = interior_begin < interior_end ? interior_begin : interior_end;
-  const Output<Simd> output(clamp);
+  const OutputStage<Simd, kHardSwish> output(clamp);
   const size_t out_stride = out_width * channels;
   const float* group[kInRows];
   size_t c = 0;
@@ -198,19 +194,20 @@ void rows_of(size_t channels, size_t out_width, size_t in_width, size_t pad_left
 template <class Simd, size_t kAccumulators, bool kRegisterTaps>
 void dwconv5x5(size_t channels, size_t out_rows, size_t out_width, size_t in_width, size_t stride,
                size_t pad_left, const float* const* rows, const float* w, float* out, Clamp clamp) {
-  if (stride == 1) {
-    if (out_rows == 2) {
-      rows_of<Simd, 1, 2, kAccumulators, kRegisterTaps>(channels, out_width, in_width, pad_left, rows, w, out, clamp);
+  with_hard_swish(clamp, [&](auto hard_swish) {
+    constexpr bool kHardSwish = decltype(hard_swish)::value;
+    const auto run = [&](auto stride_constant, auto out_rows_constant) {
+      rows_of<Simd, decltype(stride_constant)::value, decltype(out_rows_constant)::value, kAccumulators, kRegisterTaps,
+              kHardSwish>(channels, out_width, in_width, pad_left, rows, w, out, clamp);
+    };
+    using One = std::integral_constant<size_t, 1>;
+    using Two = std::integral_constant<size_t, 2>;
+    if (stride == 1) {
+      out_rows == 2 ? run(One(), Two()) : run(One(), One());
     } else {
-      rows_of<Simd, 1, 1, kAccumulators, kRegisterTaps>(channels, out_width, in_width, pad_left, rows, w, out, clamp);
+      out_rows == 2 ? run(Two(), Two()) : run(Two(), One());
     }
-  } else {
-    if (out_rows == 2) {
-      rows_of<Simd, 2, 2, kAccumulators, kRegisterTaps>(channels, out_width, in_width, pad_left, rows, w, out, clamp);
-    } else {
-      rows_of<Simd, 2, 1, kAccumulators, kRegisterTaps>(channels, out_width, in_width, pad_left, rows, w, out, clamp);
-    }
-  }
+  });
 }
 
 }  // namespace dwconv5x5

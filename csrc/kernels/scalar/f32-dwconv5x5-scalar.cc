@@ -19,7 +19,7 @@ void f32_dwconv5x5__scalar(size_t channels, size_t out_rows, size_t out_width, s
             if (ix < in_width) acc += window[ky][ix * channels + c] * weights[1 + ky * 5 + kx];
           }
         }
-        out[ox * channels + c] = clamp_value(acc, clamp);
+        out[ox * channels + c] = output_value(acc, clamp);
       }
     }
   }
