@@ -54,12 +54,17 @@ def test_argument_errors(args, message):
 
 
 @pytest.mark.parametrize("name, factory", peers.PEERS, ids=[name for name, _ in peers.PEERS])
-@pytest.mark.parametrize("arch, alpha", [("mobilenet_v1", 0.25), ("mobilenet_v2", 0.35)])
-def test_peer_reproduces_mnengine(tmp_path, name, factory, arch, alpha):
+@pytest.mark.parametrize("arch, alpha, size", [
+    ("mobilenet_v1", 0.25, 64), ("mobilenet_v2", 0.35, 64),
+    # MobileNetV3: 5x5 depthwise, squeeze-excite (multiply by a hard_sigmoid gate), hard-swish;
+    # at an odd size the stride-2 layers pad (1, 1) and (2, 2), at an even one (0, 1) and (1, 2).
+    ("mobilenet_v3_small", 1.0, 64), ("mobilenet_v3_large", 0.75, 65),
+])
+def test_peer_reproduces_mnengine(tmp_path, name, factory, arch, alpha, size):
     """Each installed peer's model file, written from mnengine's graph, computes what mnengine
     computes. A peer that is not installed is skipped, unless MNENGINE_REQUIRE_PEERS=1 (as in
     CI, which installs the `compare` extra) makes that an error."""
-    graph = getattr(mnengine.models, arch)(alpha=alpha, input_size=64)
+    graph = getattr(mnengine.models, arch)(alpha=alpha, input_size=size)
     x = random_input(graph, 1, seed=3)
     expected = mnengine.Engine(graph, threads=1).predict(x).reshape(1, -1)
     try:
