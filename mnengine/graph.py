@@ -299,8 +299,8 @@ def _infer_shapes(graph: Graph) -> Dict[str, Shape]:
             size = 5 if node.op == "depthwise5x5" else 3
             if node.stride not in (1, 2):
                 raise fail(node, f"stride must be 1 or 2, got {node.stride}")
-            if len(node.padding) != 4 or not all(p in (0, 1, 2) for p in node.padding):
-                raise fail(node, f"padding (top, bottom, left, right) must be 0, 1 or 2 each, got {node.padding}")
+            if len(node.padding) != 4 or not all(isinstance(p, int) and 0 <= p < size for p in node.padding):
+                raise fail(node, f"padding (top, bottom, left, right) must be 0 to {size - 1} each, got {node.padding}")
             top, bottom, left, right = node.padding
             if h + top + bottom < size or w + left + right < size:
                 raise fail(node, f"input {(h, w)} with padding {node.padding} is smaller than the {size}x{size} window")

@@ -6,8 +6,10 @@ The network fuses a block only where it pays (a large expanded tensor, small wei
 rows per thread); these tests force fusion (`fusion="always"`) to run the fused operator at
 every shape: odd and even sizes down to 1x1, each padding mode, steps of rows meeting every
 ring position, and two and three threads splitting images into bands (some empty) whose shared
-rows are expanded twice. The automatic policy is checked on its own. The int8 fused block runs
-over the same cases against the integer reference, bit for bit.
+rows are expanded twice; the layers' activations take every place in turn, hard-swish included
+(the expansion's, first convolution's and depthwise output stages inside the block). The
+automatic policy is checked on its own. The int8 fused block runs over the same cases against
+the integer reference, bit for bit.
 """
 
 import itertools
@@ -20,12 +22,11 @@ import reference_qs8 as ref_qs8
 from conftest import run_poisoned
 from mnengine import _core
 from mnengine.graph import Graph, Node
-from test_kernels import apply_activation, network, padding_for
+from test_kernels import CLAMP_ACTIVATIONS, CONV_ACTIVATIONS, apply_activation, network, padding_for
 from test_qs8_kernels import (assert_bit_exact, output_quantization_for, random_int8, random_quantization,
                               random_weights, run_qs8_poisoned)
 
 TOLERANCE = 1e-5
-CLAMPS = ["linear", "relu", "relu6"]  # the activations every fused layer takes (int8 ones too)
 PATTERNS = ["expand+depthwise", "depthwise+project", "expand+depthwise+project", "expand+depthwise+project+add",
             "conv+depthwise", "conv+depthwise+project"]
 
@@ -66,7 +67,9 @@ def block_nodes(rng, pattern, c_in, c_mid, c_out, stride, padding, activations, 
             steps.append(lambda y, w=w: reference.conv2d(y, w["kernel"][None, None], w["bias"]))
             channels = c_out
         else:
-            nodes.append(Node("add", "add", [source, "input"], activation=activation))
+            # The residual add applies clamps only: its turn's activation, or the next clamp.
+            clamps = [a for a in activations[i % len(activations):] + activations if a in CLAMP_ACTIVATIONS]
+            nodes.append(Node("add", "add", [source, "input"], activation=clamps[0]))
             steps.append(None)  # needs the block input: applied below
         source = nodes[-1].name
 
@@ -123,7 +126,9 @@ def test_fused_block(isa, rng, pattern, h, w, c_in, c_mid, c_out, stride, mode, 
         mid_h = (h + conv_padding[0] + conv_padding[1] - 3) // 2 + 1
         mid_w = (w + conv_padding[2] + conv_padding[3] - 3) // 2 + 1
     padding = fitting_padding(mode, mid_h, mid_w, stride)
-    activations = CLAMPS[::-1] if batch == 1 else CLAMPS
+    # Rotated by the height (every pattern and stride meets heights 1 to 17): each layer meets
+    # each activation.
+    activations = CONV_ACTIVATIONS[h % 4:] + CONV_ACTIVATIONS[:h % 4]
     nodes, expected = block_nodes(rng, pattern, c_in, c_mid, c_out, stride, padding, activations, conv_padding)
     net = network(isa, threads, (h, w, c_in), *nodes, fusion="always")
     assert net.steps == [(0, len(nodes))], f"not fused: {net.steps}"
@@ -199,7 +204,7 @@ def test_qs8_fused_block(qs8_isa, rng, pattern, h, w, c_in, c_mid, c_out, stride
         mid_h = (h + conv_padding[0] + conv_padding[1] - 3) // 2 + 1
         mid_w = (w + conv_padding[2] + conv_padding[3] - 3) // 2 + 1
     padding = fitting_padding(mode, mid_h, mid_w, stride)
-    activations = CLAMPS[::-1] if batch == 1 else CLAMPS
+    activations = CLAMP_ACTIVATIONS[::-1] if batch == 1 else CLAMP_ACTIVATIONS
     input_q = random_quantization(rng)
     x = random_int8(rng, (batch, h, w, c_in))
     nodes, expected = qs8_block_nodes(rng, pattern, c_in, c_mid, c_out, stride, padding, activations, input_q, x,

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from mnengine.graph import Node
-from test_kernels import network, padding_for
+from test_kernels import core_network, network, padding_for
 from test_qs8_kernels import int8_network, random_int8, random_quantization, random_weights
 
 PAGE = mmap.PAGESIZE
@@ -100,6 +100,11 @@ def test_gemm_and_small_kernels(isa, rng, guarded, at_end, threads):
         for op in ("global_avg_pool", "global_max_pool", "add"):
             node = Node(op, op, ["input", "input"] if op == "add" else ["input"])
             run_guarded(guarded, network(isa, threads, (3, 5, channels), node), x, at_end)
+        # Hard-swish; the channel multiply reads the input in place (its gate is in the arena).
+        run_guarded(guarded, core_network(isa, threads, (3, 5, channels), [{"kind": "hard_swish", "inputs": [0]}]),
+                    x, at_end)
+        gated = [{"kind": "global_avg_pool", "inputs": [0]}, {"kind": "multiply", "inputs": [0, 1]}]
+        run_guarded(guarded, core_network(isa, threads, (3, 5, channels), gated), x, at_end)
 
 
 def run_qs8_guarded(guarded, net, x_values, at_end):

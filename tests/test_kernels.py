@@ -6,7 +6,9 @@ counts 1, 3, 4, 7, 8, 9, 16, 17, 33, 100 (every remainder of vector widths 4 and
 batch 1 and 3 and with one and two threads. The first-layer convolution (3 input channels,
 stride 2, its own kernel) also over every width from 1 to 64. Pointwise convolution (GEMM): every pair of those
 channel counts as input and output channels, 1 to 17 rows (against row tiles of 4 and 6),
-batch 1 and 3, one and two threads, and three of MobileNet's deep layers. Outputs are
+batch 1 and 3, one and two threads, and three of MobileNet's deep layers. The convolutions
+sweep the activations linear, ReLU, ReLU6 and hard-swish. Channel multiply (a
+squeeze-and-excitation gate) and standalone hard-swish over every remainder. Outputs are
 poisoned with NaN before each run.
 """
 
@@ -23,75 +25,83 @@ from mnengine.graph import ACTIVATIONS, Graph, Node, same_padding
 CHANNELS = [1, 3, 4, 7, 8, 9, 16, 17, 33, 100]
 SIZES = list(range(1, 18))
 TOLERANCE = 1e-5
+# The activations every layer takes (clamps), and those of the float32 convolutions, whose
+# kernels also apply hard-swish (before the clamp).
+CLAMP_ACTIVATIONS = ["linear", "relu", "relu6"]
+CONV_ACTIVATIONS = CLAMP_ACTIVATIONS + ["hard_swish"]
 
 
 def network(isa, threads, input_shape, *nodes, fusion="auto"):
+    """The core network of graph nodes."""
     graph = Graph("test", tuple(input_shape), list(nodes))
     graph.shapes()
     return _core.Network(isa, threads, tuple(input_shape), graph.core_nodes(), fusion)
 
 
+def core_network(isa, threads, input_shape, nodes):
+    """A float32 network of node dicts as mnengine._core.Network takes them (inputs by tensor
+    id: 0 the input, i + 1 node i's output), for the operators built here without the graph."""
+    return _core.Network(isa, threads, tuple(input_shape), nodes)
+
+
 def apply_activation(y, activation):
+    if activation == "hard_swish":
+        return reference.hard_swish(y)
     low, high = ACTIVATIONS[activation]
     return np.clip(y, low, high)
 
 
-def padding_for(mode, size_h, size_w, stride, kernel=3):
+def cycled(activations, i):
+    """The activation of case i: cycling with the case, shifted by one every 10 cases, so that
+    each of the 10 channel counts (period 10) meets every activation."""
+    return activations[(i + i // 10) % len(activations)]
+
+
+def padding_for(mode, size_h, size_w, stride):
     """The paddings Keras models use: 'same', 'valid', and ZeroPadding2D + 'valid' as
-    keras.applications MobileNet v1 ((0, 1), (0, 1)) and v2 and v3 (correct_pad) do at stride
-    2, plus 5x5 windows overhanging each side by each amount up to 4 ('asymmetric', 'overhang',
-    'bottom_right')."""
+    keras.applications MobileNet v1 ((0, 1), (0, 1)) and v2 (correct_pad) do at stride 2."""
     if mode == "same":
-        return same_padding(size_h, stride, kernel) + same_padding(size_w, stride, kernel)
+        return same_padding(size_h, stride) + same_padding(size_w, stride)
     if mode == "valid":
         return (0, 0, 0, 0)
-    if mode == "correct_pad":  # imagenet_utils.correct_pad: k // 2 after, one less before on even sizes
-        half = kernel // 2
-        return (half - 1 + size_h % 2, half, half - 1 + size_w % 2, half)
     if mode == "zero_pad_bottom_right":
         return (0, 1, 0, 1)
     if mode == "zero_pad_all":
         return (1, 1, 1, 1)
     if mode == "asymmetric":
-        return (2, 0, 1, 2) if kernel == 3 else (4, 1, 3, 1)
-    if mode == "overhang":
-        return (3, 3, 4, 4)
-    if mode == "bottom_right":
-        return (0, 4, 0, 3)
+        return (2, 0, 1, 2)
     raise ValueError(mode)
 
 
 PAD_MODES = ["same", "valid", "zero_pad_bottom_right", "zero_pad_all", "asymmetric"]
-PAD_MODES_5X5 = ["same", "valid", "correct_pad", "asymmetric", "overhang", "bottom_right"]
 
 
-def window_fits(mode, size, stride, kernel=3):
-    """Whether a kernel x kernel window fits a `size` x `size` input padded as `mode` pads it."""
-    top, bottom, left, right = padding_for(mode, size, size, stride, kernel)
-    return size + top + bottom >= kernel and size + left + right >= kernel
+def window_fits(mode, size, stride):
+    """Whether a 3x3 window fits a `size` x `size` input padded as `mode` pads it."""
+    top, bottom, left, right = padding_for(mode, size, size, stride)
+    return size + top + bottom >= 3 and size + left + right >= 3
 
 
 IN_CHANNELS = [1, 3, 8, 17]
 
 
-def window_cases():
+def window_cases(activations=CONV_ACTIVATIONS):
     """(channels, height, width, stride, padding mode, batch, threads, activation).
 
     For each stride and padding mode, every height from 1 to 17 and every width from 1 to 17
     that the padded window fits (all but 1 and 2 for 'valid', all but 1 for
     'zero_pad_bottom_right'), the widths in another order than the heights. Along all
-    cases, channels, batch, threads and activation cycle with periods 10, 20, 40 and 3, so
-    every channel count meets both batch sizes and both thread counts.
+    cases, channels, batch and threads cycle with periods 10, 20 and 40, so every channel
+    count meets both batch sizes and both thread counts, and the activations as `cycled` says.
     """
     cases = []
-    activations = list(ACTIVATIONS)
     for stride, mode in itertools.product((1, 2), PAD_MODES):
         sizes = [size for size in SIZES if window_fits(mode, size, stride)]
         for j, h in enumerate(sizes):
             w = sizes[(7 * j + 3) % len(sizes)]  # 7 is prime to 15, 16 and 17: a permutation
             i = len(cases)
             cases.append((CHANNELS[i % 10], h, w, stride, mode, (1, 3)[i // 10 % 2], (1, 2)[i // 20 % 2],
-                          activations[i % 3]))
+                          cycled(activations, i)))
     return cases
 
 
@@ -109,6 +119,7 @@ def test_window_cases_cover_every_size():
         assert {c[1] for c in cases if c[3:5] == (stride, mode)} == fitting
         assert {c[2] for c in cases if c[3:5] == (stride, mode)} == fitting
     assert {(c[0], c[5], c[6]) for c in cases} == set(itertools.product(CHANNELS, (1, 3), (1, 2)))
+    assert {(c[0], c[7]) for c in cases} == set(itertools.product(CHANNELS, CONV_ACTIVATIONS))
 
 
 @pytest.mark.parametrize("channels,h,w,stride,mode,batch,threads,activation", window_cases())
@@ -253,17 +264,16 @@ def test_conv3x3(isa, rng, in_channels, channels, h, w, stride, mode, batch, thr
     assert reference.relative_error(y, expected, scale=before_activation) < TOLERANCE
 
 
-def rgb_stride2_cases():
+def rgb_stride2_cases(activations=CONV_ACTIVATIONS):
     """(out channels, height, width, padding mode, batch, threads, activation) for the first-layer
     kernel (3 input channels, stride 2): every width from 1 to 64 that the window fits, so the
     output rows meet every remainder of its pixel blocks (runs of up to 2 x 24 pixels) and
     every border, with the channel counts cycling (every remainder of its 1..4 channel groups)."""
     cases = []
-    activations = list(ACTIVATIONS)
     for mode in PAD_MODES:
         for w in (w for w in range(1, 65) if window_fits(mode, w, 2)):
             i = len(cases)
-            cases.append((CHANNELS[i % 10], 3 + i % 3, w, mode, 1 + i // 10 % 2, 1 + i // 20 % 2, activations[i % 3]))
+            cases.append((CHANNELS[i % 10], 3 + i % 3, w, mode, 1 + i // 10 % 2, 1 + i // 20 % 2, cycled(activations, i)))
     return cases
 
 
@@ -272,16 +282,18 @@ def test_conv3x3_rgb_stride2(isa, rng, channels, h, w, mode, batch, threads, act
     test_conv3x3(isa, rng, 3, channels, h, w, 2, mode, batch, threads, activation)
 
 
-def gemm_cases():
+def gemm_cases(activations=CONV_ACTIVATIONS):
     """(pixels h x w, in channels, out channels, batch, threads, activation): rows 1..17 meet
     every row-tile remainder, channel counts every column-panel and vector remainder."""
     cases = []
     for i, (k, n) in enumerate(itertools.product(CHANNELS, CHANNELS)):
         h = SIZES[i % len(SIZES)]
         w = SIZES[(5 * i + 2) % len(SIZES)] if i % 4 == 0 else 1
-        cases.append((h, w, k, n, 1 + 2 * (i % 2), 1 + (i // 2) % 2, list(ACTIVATIONS)[i % 3]))
+        cases.append((h, w, k, n, 1 + 2 * (i % 2), 1 + (i // 2) % 2, cycled(activations, i)))
     # Deep and wide layers as in MobileNet's tail: several cache blocks of weight panels.
     cases += [(7, 7, 1024, 1024, 1, 2, "relu6"), (7, 7, 1024, 1000, 3, 1, "linear"), (14, 14, 512, 77, 1, 2, "relu")]
+    if "hard_swish" in activations:  # and MobileNetV3-Small's last expansion
+        cases.append((7, 7, 96, 576, 3, 2, "hard_swish"))
     return cases
 
 
@@ -304,20 +316,24 @@ def test_conv1x1_without_bias(isa, rng):
     assert reference.relative_error(y, reference.conv2d(x, kernel[np.newaxis, np.newaxis])) < TOLERANCE
 
 
-@pytest.mark.parametrize("h,w,c,units,batch,threads", [
-    (1, 1, 1, 1, 1, 1), (1, 1, 256, 1000, 1, 2), (1, 1, 1280, 1000, 3, 2), (3, 3, 17, 37, 3, 1),
-    (3, 3, 1024, 10, 2, 2), (2, 5, 7, 9, 1, 2), (1, 1, 33, 17, 8, 2),
+@pytest.mark.parametrize("h,w,c,units,batch,threads,activation", [
+    (1, 1, 1, 1, 1, 1, "linear"), (1, 1, 256, 1000, 1, 2, "linear"), (1, 1, 1280, 1000, 3, 2, "linear"),
+    (3, 3, 17, 37, 3, 1, "relu"), (3, 3, 1024, 10, 2, 2, "relu6"), (2, 5, 7, 9, 1, 2, "hard_swish"),
+    (1, 1, 33, 17, 8, 2, "hard_swish"), (1, 1, 576, 1024, 3, 2, "hard_swish"),
 ])
-def test_dense(isa, rng, h, w, c, units, batch, threads):
+def test_dense(isa, rng, h, w, c, units, batch, threads, activation):
     kernel = (rng.standard_normal((h * w * c, units)) / np.sqrt(h * w * c)).astype(np.float32)
     bias = rng.standard_normal(units).astype(np.float32)
     x = rng.standard_normal((batch, h, w, c)).astype(np.float32)
-    y = run_poisoned(network(isa, threads, (h, w, c), Node("fc", "dense", ["input"], {"kernel": kernel, "bias": bias})), x)
-    assert reference.relative_error(y.reshape(batch, units), reference.dense(x, kernel, bias)) < TOLERANCE
+    node = Node("fc", "dense", ["input"], {"kernel": kernel, "bias": bias}, activation=activation)
+    y = run_poisoned(network(isa, threads, (h, w, c), node), x)
+    before_activation = reference.dense(x, kernel, bias)
+    expected = apply_activation(before_activation, activation)
+    assert reference.relative_error(y.reshape(batch, units), expected, scale=before_activation) < TOLERANCE
 
 
 @pytest.mark.parametrize("h,w,c,batch,threads,activation", [
-    (h, w, c, 1 + 2 * (i % 2), 1 + (i // 2) % 2, list(ACTIVATIONS)[i % 3])
+    (h, w, c, 1 + 2 * (i % 2), 1 + (i // 2) % 2, CLAMP_ACTIVATIONS[i % 3])
     for i, (c, (h, w)) in enumerate(itertools.product(CHANNELS, [(1, 1), (3, 5), (17, 16), (112, 112)]))
 ])
 def test_add(isa, rng, h, w, c, batch, threads, activation):
@@ -331,6 +347,94 @@ def test_add(isa, rng, h, w, c, batch, threads, activation):
     ]
     y = run_poisoned(network(isa, threads, (h, w, c), *nodes), a)
     assert reference.relative_error(y, apply_activation(2.0 * a.astype(np.float64), activation)) < TOLERANCE
+
+
+@pytest.mark.parametrize("h,w,c,batch,threads", [
+    (h, w, c, 1 + 2 * (i % 2), 1 + (i // 2) % 2)
+    for i, (c, (h, w)) in enumerate(itertools.product(CHANNELS, [(1, 1), (3, 5), (17, 13), (61, 57)]))
+])
+def test_multiply(isa, rng, h, w, c, batch, threads):
+    """A squeeze-and-excitation gate: each image times its own 1x1xC gate (here a 1x1
+    convolution of the image's average), channel by channel; 61x57 images split into several
+    tasks of whole pixels."""
+    kernel = rng.standard_normal((c, c)).astype(np.float32)
+    bias = rng.standard_normal(c).astype(np.float32)
+    x = rng.standard_normal((batch, h, w, c)).astype(np.float32)
+    nodes = [
+        {"kind": "global_avg_pool", "inputs": [0]},
+        {"kind": "conv1x1", "inputs": [1], "out_channels": c, "kernel": kernel, "bias": bias},
+        {"kind": "multiply", "inputs": [0, 2]},
+    ]
+    y = run_poisoned(core_network(isa, threads, (h, w, c), nodes), x)
+    gate = reference.conv2d(x.astype(np.float64).mean(axis=(1, 2), keepdims=True), kernel[np.newaxis, np.newaxis], bias)
+    # Against the product of the largest input and gate: the gate's own rounding carries over to
+    # every pixel, whichever is the largest output.
+    scale = np.abs(x).max() * np.abs(gate).max()
+    assert reference.relative_error(y, x * gate, scale=scale) < TOLERANCE
+
+
+@pytest.mark.parametrize("shape,batch,threads", [((1, 1, n), 1 + 2 * (n % 2), 1 + n // 2 % 2) for n in range(1, 34)] + [
+    ((7, 7, 17), 3, 2), ((5, 3, 100), 1, 1), ((112, 112, 3), 3, 2), ((61, 57, 5), 2, 1),
+])
+def test_hard_swish(isa, rng, shape, batch, threads):
+    """Standalone hard-swish over every remainder of 4, 8 and 16 values (1 to 33), and images
+    split into several tasks; values spread over both bends of relu6(x + 3)."""
+    x = rng.uniform(-8.0, 8.0, (batch,) + shape).astype(np.float32)
+    y = run_poisoned(core_network(isa, threads, shape, [{"kind": "hard_swish", "inputs": [0]}]), x)
+    assert reference.relative_error(y, reference.hard_swish(x)) < TOLERANCE
+
+
+def test_hard_swish_breakpoints(isa):
+    """At and around -3 and 3, where relu6(x + 3) bends, at zeros of both signs and for NaN,
+    which stays NaN; in the standalone kernel and in a convolution's output stage (an identity
+    depthwise layer)."""
+    eps = float(np.finfo(np.float32).eps)
+    values = np.array([-7.0, -6.0, -3.0 - 2 * eps, -3.0, -3.0 + eps, -1.5, -0.0, 0.0, 1e-30, 3.0 - eps, 3.0,
+                       3.0 + 2 * eps, 6.0, 1e30, np.nan, 0.25], np.float32)
+    x = values.reshape(1, 1, 1, -1)
+    expected = reference.hard_swish(x)
+    standalone = core_network(isa, 1, x.shape[1:], [{"kind": "hard_swish", "inputs": [0]}])
+    identity = np.zeros((3, 3, x.shape[-1]), np.float32)
+    identity[1, 1] = 1.0
+    depthwise = network(isa, 1, x.shape[1:], Node("dw", "depthwise3x3", ["input"], {"kernel": identity}, 1,
+                                                   (1, 1, 1, 1), "hard_swish"))
+    for net in (standalone, depthwise):
+        y = run_poisoned(net, x).astype(np.float64)
+        np.testing.assert_array_equal(np.isnan(y), np.isnan(expected))
+        finite = ~np.isnan(expected)
+        np.testing.assert_allclose(y[finite], expected[finite], rtol=4 * eps, atol=0)
+
+
+@pytest.mark.parametrize("nodes,input_quantization,message", [
+    ([{"kind": "global_avg_pool", "inputs": [0]}, {"kind": "multiply", "inputs": [1, 0]}], None,
+     r"node 1 \(multiply\): the gate \(second input\) must have shape \(1, 1, 8\) to scale the channels of "
+     r"\(1, 1, 8\), got \(5, 3, 8\)"),
+    ([{"kind": "multiply", "inputs": [0]}], None, r"node 0 \(multiply\): takes 2 input\(s\), got 1"),
+    ([{"kind": "add", "inputs": [0, 0], "hard_swish": True}], None,
+     r"node 0 \(add\): takes no hard-swish activation: only conv3x3, conv1x1, dense and depthwise layers apply it"),
+    ([{"kind": "global_max_pool", "inputs": [0], "hard_swish": True}], None, r"node 0 \(global_max_pool\): takes no hard-swish"),
+    ([{"kind": "softmax", "inputs": [0], "hard_swish": True}], None, r"node 0 \(softmax\): takes no hard-swish"),
+    ([{"kind": "hard_swish", "inputs": [0], "clamp": (0.0, 6.0)}], None,
+     r"node 0 \(hard_swish\): takes no activation: its clamp must be \(-inf, inf\)"),
+    ([{"kind": "hard_swish", "inputs": [0]}], (0.05, 3), r"node 0 \(hard_swish\): an int8 network cannot run it"),
+    ([{"kind": "global_avg_pool", "inputs": [0], "output_quantization": (0.05, 3)},
+      {"kind": "multiply", "inputs": [0, 1], "output_quantization": (0.05, 3)}], (0.05, 3),
+     r"node 1 \(multiply\): an int8 network cannot run it"),
+    ([{"kind": "global_avg_pool", "inputs": [0], "output_quantization": (0.05, 3), "hard_swish": True}], (0.05, 3),
+     r"node 0 \(global_avg_pool\): hard-swish activation in an int8 network"),
+])
+def test_multiply_and_hard_swish_rejected(nodes, input_quantization, message):
+    """Bad multiply and hard-swish nodes: a clear error naming the node."""
+    with pytest.raises(ValueError, match=message):
+        _core.Network("scalar", 1, (5, 3, 8), nodes, "auto", input_quantization)
+
+
+def test_int8_conv_rejects_hard_swish(rng):
+    kernel = rng.integers(-127, 128, (8, 4), dtype=np.int8)
+    node = {"kind": "conv1x1", "inputs": [0], "out_channels": 4, "kernel": kernel,
+            "weight_scale": np.full(4, 0.01, np.float32), "output_quantization": (0.05, 0), "hard_swish": True}
+    with pytest.raises(ValueError, match=r"node 0 \(conv1x1\): hard-swish activation in an int8 network"):
+        _core.Network("scalar", 1, (5, 3, 8), [node], "auto", (0.05, 3))
 
 
 @pytest.mark.parametrize("h,w,c,batch", [(h, w, c, 1 + 2 * (i % 2)) for i, (c, (h, w)) in enumerate(

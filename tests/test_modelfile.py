@@ -370,7 +370,9 @@ SE = "expanded_conv_3_squeeze_excite_"
     (lambda h: _tensor_of(h, h["nodes"].index(_node(h, DW5)), "kernel").__setitem__("shape", [3, 3, 64]), DW5,
      r"kernel shape \(3, 3, 64\) does not fit input .*; expected \(5, 5, 64\)"),
     (lambda h: _set(_node(h, DW5), "stride", 3), DW5, "stride must be 1 or 2"),
-    (lambda h: _set(_node(h, DW5), "padding", [3, 2, 1, 2]), DW5, "padding .* must be 0, 1 or 2"),
+    (lambda h: _set(_node(h, DW5), "padding", [5, 2, 1, 2]), DW5, "padding .* must be 0 to 4 each"),
+    (lambda h: _set(_node(h, "expanded_conv_1_depthwise"), "padding", [0, 3, 0, 1]), "expanded_conv_1_depthwise",
+     "padding .* must be 0 to 2 each"),
     (lambda h: _set(_node(h, DW5), "activation", "hard_sigmoid"), DW5, "takes no fused activation 'hard_sigmoid'"),
     (lambda h: _set(_node(h, SE + "mul"), "inputs", [DW5]), SE + "mul", r"takes 2 input\(s\), got 1"),
     (lambda h: _set(_node(h, SE + "mul"), "inputs", [DW5, DW5]), SE + "mul", r"the gate .* must be \(1, 1, 64\)"),
@@ -452,3 +454,16 @@ def test_int8_refuses_v3_layers(int8_model_path, tmp_path, edit, message):
     path = with_header(int8_model_path, tmp_path, edit, version=3)
     with pytest.raises(ModelFormatError, match=f"{message}: an int8 graph cannot hold it"):
         load(path)
+
+
+def test_depthwise5x5_window():
+    """A 5x5 depthwise window takes padding up to 4 per side, and needs 5x5 with it."""
+    def graph(shape, padding, stride=1):
+        kernel = np.ones((5, 5, shape[2]), np.float32)
+        return Graph("dw5", shape, [Node("dw", "depthwise5x5", ["input"], {"kernel": kernel}, stride, padding)])
+
+    assert graph((2, 3, 5), (4, 0, 3, 1)).output_shape == (2, 3, 5)
+    assert graph((9, 8, 2), (1, 2, 0, 0), 2).output_shape == (4, 2, 2)
+    with pytest.raises(ModelFormatError, match=r"node 'dw' \(depthwise5x5\): input \(2, 3\) with padding \(1, 1, 1, 1\) "
+                                               r"is smaller than the 5x5 window"):
+        graph((2, 3, 5), (1, 1, 1, 1)).shapes()

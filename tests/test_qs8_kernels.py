@@ -21,8 +21,8 @@ import pytest
 
 import reference_qs8 as ref
 from mnengine import _core
-from mnengine.graph import ACTIVATIONS, Graph, Node
-from test_kernels import (CHANNELS, PAD_MODES, SIZES, gemm_cases, padding_for, rgb_stride2_cases,
+from mnengine.graph import Graph, Node
+from test_kernels import (CHANNELS, CLAMP_ACTIVATIONS, PAD_MODES, SIZES, gemm_cases, padding_for, rgb_stride2_cases,
                           window_cases, window_fits)
 
 SENTINELS = (85, -86)
@@ -33,8 +33,8 @@ def qs8_window_cases():
     depthwise kernel's 64-channel groups (130: two full groups and a tail of 2; 192: three
     full); and 32 channels, which that kernel runs as pairs of pixels at stride 1, over every
     width that fits each padding mode (pairs, a last single pixel, borders on either side)."""
-    cases = window_cases()
-    activations = list(ACTIVATIONS)
+    cases = window_cases(CLAMP_ACTIVATIONS)
+    activations = CLAMP_ACTIVATIONS
     for i, ((stride, mode), channels) in enumerate(itertools.product(itertools.product((1, 2), PAD_MODES), (130, 192))):
         sizes = [size for size in SIZES if window_fits(mode, size, stride)]
         h, w = sizes[(3 * i) % len(sizes)], sizes[(5 * i + 4) % len(sizes)]
@@ -52,8 +52,8 @@ def qs8_rgb_stride2_cases():
     """The float sweep (widths 1 to 64: up to 33 output pixels), and widths whose rows take two
     to five of the x86 kernels' runs of output pixels (32 for avx2, 40 for avx512vnni), with
     their remainders."""
-    cases = rgb_stride2_cases()
-    activations = list(ACTIVATIONS)
+    cases = rgb_stride2_cases(CLAMP_ACTIVATIONS)
+    activations = CLAMP_ACTIVATIONS
     for i, (mode, w) in enumerate(itertools.product(PAD_MODES, (65, 66, 67, 130, 257))):
         cases.append((CHANNELS[i % len(CHANNELS)], 3 + i % 2, w, mode, 1 + i % 2, 1 + i // 2 % 2, activations[i % 3]))
     return cases
@@ -64,8 +64,8 @@ def qs8_gemm_cases():
     = 2, which the float sweep's depths miss), 64, 66, 130 and 191 (one to three 64-deep chunks
     of A and a tail), against n = 50 and 63 (a last panel of 4 vectors, partly filled), 64, 65
     and 129 (full panels and one column over), rows cycling through every row count."""
-    cases = gemm_cases()
-    activations = list(ACTIVATIONS)
+    cases = gemm_cases(CLAMP_ACTIVATIONS)
+    activations = CLAMP_ACTIVATIONS
     for i, (k, n) in enumerate(itertools.product((2, 6, 64, 66, 130, 191), (50, 63, 64, 65, 129))):
         cases.append((1 + i % 7, 1 + i % 3, k, n, 1 + 2 * (i % 2), 1 + i // 2 % 2, activations[i % 3]))
     return cases
@@ -291,7 +291,7 @@ ELEMENTWISE_SHAPES = [(1, 1), (3, 5), (17, 16), (112, 112)]
 
 
 @pytest.mark.parametrize("h,w,c,batch,threads,activation", [
-    (h, w, c, 1 + 2 * (i % 2), 1 + (i // 2) % 2, list(ACTIVATIONS)[i % 3])
+    (h, w, c, 1 + 2 * (i % 2), 1 + (i // 2) % 2, CLAMP_ACTIVATIONS[i % 3])
     for i, (c, (h, w)) in enumerate(itertools.product(CHANNELS, ELEMENTWISE_SHAPES))
 ])
 def test_qs8_add(qs8_isa, rng, h, w, c, batch, threads, activation):
