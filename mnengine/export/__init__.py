@@ -3,7 +3,7 @@
 Reads Keras 3 ``.keras`` archives, legacy ``.h5`` models (Keras 2, tf.keras, Keras 3) and
 weights-only files of keras.applications models (Keras 2's ``.h5``, Keras 3's ``.weights.h5``;
 given ``arch``, ``alpha`` and ``size``) with h5py alone, converts
-MobileNet v1/v2 and models built on them (see :data:`converter.SUPPORTED_LAYERS`) into an
+MobileNet v1/v2/v3 and models built on them (see :data:`converter.SUPPORTED_LAYERS`) into an
 mnengine graph, writes the ``.bin`` and checks that it loads and runs. Nothing is written when
 the model cannot be converted.
 
@@ -113,7 +113,7 @@ def input_size(size: Optional[Union[Size, str]]) -> Optional[Tuple[int, int]]:
             value = value[0]
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         value = (int(value), int(value))
-    if (isinstance(value, tuple) and len(value) == 2
+    if (isinstance(value, (tuple, list)) and len(value) == 2
             and all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1 for d in value)):
         return int(value[0]), int(value[1])
     raise ValueError(f"size must be a positive integer N or HxW (height x width), got {size!r}")

@@ -317,16 +317,13 @@ def _is_hard_swish_gate(steps: List[Step]) -> bool:
 def _node_steps(steps: List[Step]) -> List[Tuple[np.ndarray, np.ndarray, str]]:
     """The steps as per-channel (scale, offset, activation) nodes, activation linear, relu or
     relu6: a clamp to [low, high] is relu6 of the input mapped onto [0, 6] and mapped back by
-    the next node."""
+    the next node. (Every clamp has a lower bound: ReLU's 0.)"""
     nodes = []
     scale, offset = np.float64(1), np.float64(0)  # the map still to apply after the last node
     for step in steps:
         s, o = scale * step.scale, offset * step.scale + step.offset
         if not step.clamps:
             scale, offset = s, o
-        elif step.low == -INF:  # min(y, high) = high - relu(high - y)
-            nodes.append((-s, step.high - o, "relu"))
-            scale, offset = np.float64(-1), np.float64(step.high)
         elif step.high == INF:  # max(y, low) = relu(y - low) + low
             nodes.append((s, o - step.low, "relu"))
             scale, offset = np.float64(1), np.float64(step.low)
@@ -465,12 +462,17 @@ class Converter:
         becomes nodes first, so that every chain is made into nodes once."""
         value = self.values[tensor]
         channels = value.shape[2] if isinstance(value, Value) else self.values[value.base].shape[2]
-        for name, array in (("scale", step.scale), ("offset", step.offset)):
-            if array.size not in (1, channels) or (array.size > 1 and array.shape[-1] != channels):
+
+        def per_channel(name: str, array: np.ndarray) -> np.ndarray:
+            if array.size == 1:
+                return array.reshape(())
+            if array.size != channels or array.shape[-1] != channels:
                 raise unsupported(call, f"{name} of shape {array.shape}: supported are a scalar or one value per "
                                         f"channel ({channels})")
-        step = dataclasses.replace(step, scale=step.scale.reshape(-1) if step.scale.size > 1 else step.scale.reshape(()),
-                                   offset=step.offset.reshape(-1) if step.offset.size > 1 else step.offset.reshape(()))
+            return array.reshape(-1)
+
+        step = dataclasses.replace(step, scale=per_channel("scale", step.scale),
+                                   offset=per_channel("offset", step.offset))
         if isinstance(value, Chain) and self.readers.get(tensor, 0) == 1:
             return Chain(value.base, _then(value.steps, step), call.name, call)
         self._materialize(tensor)
