@@ -122,3 +122,18 @@ def test_int8_peer_close_to_mnengine(tmp_path, name, factory):
     got = np.asarray(run()).reshape(1, -1)
     assert np.abs(got - expected).max() < 0.06
     assert np.abs(got - np.asarray(float_run()).reshape(1, -1)).max() < 0.06
+
+
+def test_int8_leaves_mobilenet_v3_out(tmp_path, monkeypatch):
+    """--int8 without --model quantizes the default networks that int8 can run, leaving
+    MobileNetV3 out; a V3 model given with --model is refused, naming the layer int8 lacks."""
+    from mnengine import bench as bench_module
+
+    monkeypatch.setattr(bench_module, "DEFAULT_MODELS", (
+        ("v2", "mobilenet_v2", 0.35, 48), ("v3", "mobilenet_v3_small", 0.5, 48)))
+    built = bench_module.build_models([], tmp_path, int8=True)
+    assert [model.name for model in built] == ["v2 int8"] and built[0].graph.int8
+    path = tmp_path / "v3.bin"
+    mnengine.save_model(mnengine.models.mobilenet_v3_small(alpha=0.5, input_size=48), path)
+    result = bench("--model", str(path), "--int8", "--quick")
+    assert result.returncode == 2 and "layer 'conv': int8 has no activation 'hard_swish'" in result.stderr, result.stderr
