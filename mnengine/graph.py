@@ -44,8 +44,8 @@ ACTIVATIONS: Dict[str, Tuple[float, float]] = {
     "hard_sigmoid": (0.0, 1.0),
 }
 
-#: The operators each activation may be fused into (the clamp-only ones: every operator with
-#: weights, and add).
+#: The operators each activation may be fused into: ReLU and ReLU6 into every layer with weights
+#: and add, hard-swish into the layers whose kernels apply it, hard-sigmoid where it folds.
 _WINDOW_OPS = ("conv3x3", "depthwise3x3", "depthwise5x5")
 _LAYER_OPS = _WINDOW_OPS + ("conv1x1", "dense")
 ACTIVATION_OPS: Dict[str, Tuple[str, ...]] = {
@@ -154,9 +154,7 @@ class Graph:
         for node in self.nodes:
             out = shapes[node.name]
             kernel = node.weights.get("kernel")
-            if node.op in ("depthwise3x3", "depthwise5x5"):
-                counts.append(out[0] * out[1] * kernel.size)
-            elif kernel is not None:
+            if kernel is not None:  # per output pixel, each weight once (a depthwise one's C x k x k too)
                 counts.append(out[0] * out[1] * kernel.size)
             else:
                 counts.append(0)
@@ -191,8 +189,10 @@ class Graph:
                 elif node.activation == "hard_sigmoid":
                     # relu6(k x + b + 3) / 6 = clamp((k / 6) x + (b + 3) / 6, 0, 1)
                     bias = node.weights.get("bias")
-                    spec["kernel"] = _as_f32(np.asarray(node.weights["kernel"], np.float64) / 6.0)
-                    spec["bias"] = _as_f32((np.zeros(shapes[node.name][2]) if bias is None else np.asarray(bias, np.float64)) / 6.0 + 0.5)
+                    bias = np.zeros(shapes[node.name][2], np.float32) if bias is None else _as_f32(bias)
+                    with np.errstate(invalid="ignore"):  # NaN weights (signalling ones too) stay NaN
+                        spec["kernel"] = _as_f32(node.weights["kernel"]) / np.float32(6)
+                        spec["bias"] = (bias + np.float32(3)) / np.float32(6)
                 else:
                     spec["kernel"] = _as_f32(node.weights["kernel"])
                     spec["bias"] = _as_f32(node.weights["bias"]) if "bias" in node.weights else None

@@ -64,14 +64,10 @@ _CLASSIFIERS = ("conv_preds", "predictions", "logits")
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
-    """Channel rounding of keras.applications MobileNetV2 (``_make_divisible``)."""
+    """Channel rounding of keras.applications MobileNetV2 (``_make_divisible``) and MobileNetV3
+    (``_depth``, the same function)."""
     rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
     return rounded + divisor if rounded < 0.9 * value else rounded
-
-
-def _v3_depth(value: float, divisor: int = 8) -> int:
-    """Channel rounding of keras.applications MobileNetV3 (``_depth``); ``make_divisible``'s."""
-    return make_divisible(value, divisor)
 
 
 def _check_alpha(arch: str, alpha: float, allowed: Sequence[float]) -> None:
@@ -140,8 +136,8 @@ def _v3_block_specs(model_type: str, alpha: float, minimalistic: bool) -> List[d
     blocks = []
     channels = _V3_STEM_CHANNELS
     for block_id, (expansion, filters, kernel, stride, se, activation) in enumerate(_V3_BLOCKS[model_type]):
-        out = _v3_depth(filters * alpha)
-        expanded = _v3_depth(channels * expansion)
+        out = make_divisible(filters * alpha)
+        expanded = make_divisible(channels * expansion)
         blocks.append({
             "prefix": f"expanded_conv_{block_id}_" if block_id else "expanded_conv_",
             "expand": bool(block_id),
@@ -151,7 +147,7 @@ def _v3_block_specs(model_type: str, alpha: float, minimalistic: bool) -> List[d
             "out": out,
             "kernel": 3 if minimalistic else (kernel or 5),
             "stride": stride,
-            "squeeze": _v3_depth(expanded * _V3_SE_RATIO) if se and not minimalistic else 0,
+            "squeeze": make_divisible(expanded * _V3_SE_RATIO) if se and not minimalistic else 0,
             "activation": "relu" if minimalistic else (activation or "hard_swish"),
             "add": stride == 1 and channels == out,
         })
@@ -162,7 +158,7 @@ def _v3_block_specs(model_type: str, alpha: float, minimalistic: bool) -> List[d
 def _v3_head_channels(model_type: str, alpha: float, channels: int) -> Tuple[int, int]:
     """(conv_1's channels, conv_2's channels) after a last block of `channels`."""
     last_point = _V3_LAST_POINT_CHANNELS[model_type]
-    return _v3_depth(channels * 6), _v3_depth(last_point * alpha) if alpha > 1.0 else last_point
+    return make_divisible(channels * 6), make_divisible(last_point * alpha) if alpha > 1.0 else last_point
 
 
 def _v3_layers(model_type: str, alpha: float, minimalistic: bool, include_top: bool,

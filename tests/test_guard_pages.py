@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from mnengine.graph import Node
-from test_kernels import core_network, network, padding_for
+from test_kernels import PAD_MODES_5X5, core_network, depthwise5x5_node, network, padding_for, window_fits
 from test_qs8_kernels import int8_network, random_int8, random_quantization, random_weights
 
 PAGE = mmap.PAGESIZE
@@ -77,6 +77,24 @@ def test_window_kernels(isa, rng, guarded, at_end, threads):
                                                            "bias": rng.standard_normal(channels)}, stride, padding)
                 x = rng.standard_normal((1 + i % 2, h, w, 3)).astype(np.float32)
                 run_guarded(guarded, network(isa, threads, (h, w, 3), conv), x, at_end)
+
+
+@pytest.mark.parametrize("at_end", [True, False], ids=["guard-after", "guard-before"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_depthwise5x5_kernel(isa, rng, guarded, at_end, threads):
+    """Every padding mode of the 5x5 sweep, on images from 1 to 9 wide (windows overhanging
+    both sides, interior blocks of every length) and channel tails of every vector width."""
+    for i, channels in enumerate([1, 3, 7, 15, 16, 17, 31, 65]):
+        for stride in (1, 2):
+            for mode in PAD_MODES_5X5:
+                h, w = 1 + (i + 3 * stride) % 9, 1 + (2 * i + len(mode)) % 9
+                if not (window_fits(mode, h, stride, 5) and window_fits(mode, w, stride, 5)):
+                    continue
+                padding = padding_for(mode, h, w, stride, 5)
+                node = depthwise5x5_node(rng.standard_normal((5, 5, channels)).astype(np.float32),
+                                         rng.standard_normal(channels).astype(np.float32), stride, padding, "relu6")
+                x = rng.standard_normal((1 + i % 2, h, w, channels)).astype(np.float32)
+                run_guarded(guarded, core_network(isa, threads, (h, w, channels), [node]), x, at_end)
 
 
 @pytest.mark.parametrize("at_end", [True, False], ids=["guard-after", "guard-before"])

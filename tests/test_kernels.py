@@ -6,7 +6,10 @@ counts 1, 3, 4, 7, 8, 9, 16, 17, 33, 100 (every remainder of vector widths 4 and
 batch 1 and 3 and with one and two threads. The first-layer convolution (3 input channels,
 stride 2, its own kernel) also over every width from 1 to 64. Pointwise convolution (GEMM): every pair of those
 channel counts as input and output channels, 1 to 17 rows (against row tiles of 4 and 6),
-batch 1 and 3, one and two threads, and three of MobileNet's deep layers. The convolutions
+batch 1 and 3, one and two threads, and three of MobileNet's deep layers. Depthwise 5x5: the
+same sweep with every padding of 0 to 4 on each side (Keras's 'same' and correct_pad among
+them), the channel counts 1 to 100 with every remainder of vector widths 4, 8 and 16, and
+MobileNetV3's 5x5 layers. The convolutions
 sweep the activations linear, ReLU, ReLU6 and hard-swish. Channel multiply (a
 squeeze-and-excitation gate) and standalone hard-swish over every remainder. Outputs are
 poisoned with NaN before each run.
@@ -57,29 +60,39 @@ def cycled(activations, i):
     return activations[(i + i // 10) % len(activations)]
 
 
-def padding_for(mode, size_h, size_w, stride):
+def padding_for(mode, size_h, size_w, stride, kernel=3):
     """The paddings Keras models use: 'same', 'valid', and ZeroPadding2D + 'valid' as
-    keras.applications MobileNet v1 ((0, 1), (0, 1)) and v2 (correct_pad) do at stride 2."""
+    keras.applications MobileNet v1 ((0, 1), (0, 1)) and v2 and v3 (correct_pad) do at stride
+    2, plus 5x5 windows overhanging each side by each amount up to 4 ('asymmetric', 'overhang',
+    'bottom_right')."""
     if mode == "same":
-        return same_padding(size_h, stride) + same_padding(size_w, stride)
+        return same_padding(size_h, stride, kernel) + same_padding(size_w, stride, kernel)
     if mode == "valid":
         return (0, 0, 0, 0)
+    if mode == "correct_pad":  # imagenet_utils.correct_pad: k // 2 after, one less before on even sizes
+        half = kernel // 2
+        return (half - 1 + size_h % 2, half, half - 1 + size_w % 2, half)
     if mode == "zero_pad_bottom_right":
         return (0, 1, 0, 1)
     if mode == "zero_pad_all":
         return (1, 1, 1, 1)
     if mode == "asymmetric":
-        return (2, 0, 1, 2)
+        return (2, 0, 1, 2) if kernel == 3 else (4, 1, 3, 1)
+    if mode == "overhang":
+        return (3, 3, 4, 4)
+    if mode == "bottom_right":
+        return (0, 4, 0, 3)
     raise ValueError(mode)
 
 
 PAD_MODES = ["same", "valid", "zero_pad_bottom_right", "zero_pad_all", "asymmetric"]
+PAD_MODES_5X5 = ["same", "valid", "correct_pad", "asymmetric", "overhang", "bottom_right"]
 
 
-def window_fits(mode, size, stride):
-    """Whether a 3x3 window fits a `size` x `size` input padded as `mode` pads it."""
-    top, bottom, left, right = padding_for(mode, size, size, stride)
-    return size + top + bottom >= 3 and size + left + right >= 3
+def window_fits(mode, size, stride, kernel=3):
+    """Whether a kernel x kernel window fits a `size` x `size` input padded as `mode` pads it."""
+    top, bottom, left, right = padding_for(mode, size, size, stride, kernel)
+    return size + top + bottom >= kernel and size + left + right >= kernel
 
 
 IN_CHANNELS = [1, 3, 8, 17]
@@ -137,15 +150,15 @@ def test_depthwise3x3(isa, rng, channels, h, w, stride, mode, batch, threads, ac
 
 # Every remainder of the vector widths 4, 8 and 16 (NEON, AVX2, AVX-512), and a few groups more.
 CHANNELS_5X5 = [1, 3, 7, 8, 15, 16, 17, 31, 33, 64, 65, 100]
-ACTIVATIONS_5X5 = ["linear", "relu", "relu6", "hard_swish"]
 
 
 def depthwise5x5_cases():
     """(channels, height, width, stride, padding mode, batch, threads, activation) for the 5x5
     depthwise kernel: for each stride and padding mode, every height from 1 to 17 that the
     padded window fits, each twice with widths in two other orders (every fitting width meets
-    each stride and mode twice); channels, batch, threads and activation cycle with periods 12,
-    24, 48 and 4. Then MobileNetV3's 5x5 layers, whose rows are long enough for every block."""
+    each stride and mode twice); channels, batch and threads cycle with periods 12, 24 and 48,
+    the activations (linear, ReLU, ReLU6, hard-swish) with the case, shifted by one every 12
+    cases, so that every channel count meets each. Then MobileNetV3's 5x5 layers, whose rows are long enough for every block."""
     cases = []
     for stride, mode in itertools.product((1, 2), PAD_MODES_5X5):
         sizes = [size for size in SIZES if window_fits(mode, size, stride, 5)]
@@ -154,7 +167,7 @@ def depthwise5x5_cases():
                 w = sizes[(step * j + shift) % len(sizes)]
                 i = len(cases)
                 cases.append((CHANNELS_5X5[i % 12], h, w, stride, mode, (1, 3)[i // 12 % 2], (1, 2)[i // 24 % 2],
-                              ACTIVATIONS_5X5[i % 4]))
+                              CONV_ACTIVATIONS[(i + i // 12) % 4]))
     cases += [(72, 56, 56, 2, "correct_pad", 1, 2, "relu"), (120, 28, 28, 1, "same", 1, 1, "relu6"),
               (240, 14, 14, 1, "same", 3, 2, "hard_swish"), (96, 28, 28, 2, "correct_pad", 1, 1, "hard_swish"),
               (672, 14, 14, 2, "correct_pad", 1, 2, "linear"), (960, 7, 7, 1, "same", 3, 1, "hard_swish")]
@@ -171,12 +184,6 @@ def depthwise5x5_node(kernel, bias, stride, padding, activation):
     return node
 
 
-def apply_activation_5x5(y, activation):
-    if activation == "hard_swish":
-        return y * np.clip(y + 3.0, 0.0, 6.0) / 6.0
-    return apply_activation(y, activation)
-
-
 def test_depthwise5x5_cases_cover_every_size():
     cases = depthwise5x5_cases()
     for stride, mode in itertools.product((1, 2), PAD_MODES_5X5):
@@ -184,6 +191,7 @@ def test_depthwise5x5_cases_cover_every_size():
         assert {c[1] for c in cases if c[3:5] == (stride, mode)} & set(SIZES) == fitting
         assert {c[2] for c in cases if c[3:5] == (stride, mode)} & set(SIZES) == fitting
     assert {(c[0], c[5], c[6]) for c in cases} >= set(itertools.product(CHANNELS_5X5, (1, 3), (1, 2)))
+    assert {(c[0], c[7]) for c in cases} >= set(itertools.product(CHANNELS_5X5, CONV_ACTIVATIONS))
     # Every side padded by every amount from 0 to 4 somewhere.
     paddings = {padding_for(c[4], c[1], c[2], c[3], 5) for c in cases}
     for side in range(4):
@@ -196,11 +204,9 @@ def test_depthwise5x5(isa, rng, channels, h, w, stride, mode, batch, threads, ac
     kernel = rng.standard_normal((5, 5, channels)).astype(np.float32)
     bias = rng.standard_normal(channels).astype(np.float32)
     x = rng.standard_normal((batch, h, w, channels)).astype(np.float32)
-    net = _core.Network(isa, threads, (h, w, channels), [depthwise5x5_node(kernel, bias, stride, padding, activation)],
-                        "auto")
-    y = run_poisoned(net, x)
+    y = run_poisoned(core_network(isa, threads, (h, w, channels), [depthwise5x5_node(kernel, bias, stride, padding, activation)]), x)
     before_activation = reference.depthwise_conv2d(x, kernel, bias, stride, padding)
-    expected = apply_activation_5x5(before_activation, activation)
+    expected = apply_activation(before_activation, activation)
     assert reference.relative_error(y, expected, scale=before_activation) < TOLERANCE
 
 
@@ -222,7 +228,7 @@ def test_depthwise5x5_in_a_block(isa, rng, fusion):
     ]
     y = run_poisoned(_core.Network(isa, 2, (h, w, c), nodes, fusion), x)
     expanded = reference.relu6(reference.conv2d(x, expand[np.newaxis, np.newaxis]))
-    depthwise = apply_activation_5x5(reference.depthwise_conv2d(expanded, kernel, bias, 1, (2, 2, 2, 2)), "hard_swish")
+    depthwise = apply_activation(reference.depthwise_conv2d(expanded, kernel, bias, 1, (2, 2, 2, 2)), "hard_swish")
     expected = reference.conv2d(depthwise, project[np.newaxis, np.newaxis]) + x
     assert reference.relative_error(y, expected) < TOLERANCE
 

@@ -3,8 +3,8 @@ never a crash, a hang, another exception or a huge allocation.
 
     python tools/fuzz_modelfile.py --seconds 60 --seed 1
 
-Starting from small valid MobileNet v1 and v2 files, float32 and int8 (--models picks them),
-it makes files by truncating, flipping
+Starting from small valid MobileNet v1 and v2 files, float32 and int8, and MobileNetV3 Small
+and Large ones (float32: version 3 files) (--models picks them), it makes files by truncating, flipping
 bits, inserting and deleting bytes - most of which the CRC-32 rejects, so each of those is also
 tried with the preamble's length and checksum recomputed - and by mutating the JSON header
 semantically (huge, negative and wrong-typed values, non-text strings, missing and repeated
@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 import mnengine
-from mnengine.modelfile import FORMAT_VERSION, MAGIC, _PREAMBLE
+from mnengine.modelfile import MAGIC, _PREAMBLE
 
 SURPRISES = [
     0, -1, -(2**31), 2**31, 2**32 + 1, 2**62, 10**30, 1.5, float("nan"), True, None, "", "x" * 10000,
@@ -49,7 +49,7 @@ SURPRISES = [
 ]
 
 
-def frame(header: bytes, data: bytes, version: int = FORMAT_VERSION) -> bytes:
+def frame(header: bytes, data: bytes, version: int) -> bytes:
     """A file with valid preamble, alignment, length and checksum around header and data."""
     start = -(-(_PREAMBLE.size + len(header)) // 64) * 64
     body = header + b"\0" * (start - _PREAMBLE.size - len(header)) + data
@@ -69,10 +69,11 @@ def reframe(blob: bytearray) -> bytes:
 
 
 def split(valid: bytes):
-    _, _, header_length, _, _, _ = _PREAMBLE.unpack_from(valid)
+    """(header, tensor data, format version) of a valid file."""
+    _, version, header_length, _, _, _ = _PREAMBLE.unpack_from(valid)
     header = json.loads(valid[_PREAMBLE.size:_PREAMBLE.size + header_length])
     start = -(-(_PREAMBLE.size + header_length) // 64) * 64
-    return header, valid[start:]
+    return header, valid[start:], version
 
 
 def paths(value, prefix=()):
@@ -125,15 +126,15 @@ def make_case(rng: random.Random, valid: bytes):
             del blob[position:position + rng.randint(1, 64)]
             what = "bytes deleted"
         return reframe(blob), what + ", checksum fixed"
-    header, data = split(valid)
+    header, data, version = split(valid)
     if kind == 4:
         for _ in range(rng.randint(1, 3)):
             header, what = mutate_header(rng, header)
         text = json.dumps(header, allow_nan=True).encode("utf-8", "surrogatepass")
-        return frame(text, data), what
+        return frame(text, data, version), what
     text = bytearray(json.dumps(header).encode())
     text[rng.randrange(len(text))] = rng.choice([0x80, 0xFF, 0xC3, 0x00, ord("{"), ord('"')])
-    return frame(bytes(text), data), "header byte replaced, framing fixed"
+    return frame(bytes(text), data, version), "header byte replaced, framing fixed"
 
 
 #: Seconds the watchdog waits beyond --case-seconds, so that a case stuck in Python is still
@@ -184,6 +185,19 @@ def run_case(path: Path, headroom: int) -> str:
         limit_address_space()
 
 
+def seed_models(which: str, seed: int) -> list:
+    """The valid graphs whose files are mutated: MobileNet v1 and v2 in float32 ("float32") and
+    quantized ("int8"), MobileNetV3 Small and Large in float32 ("v3"; int8 has no V3), or all."""
+    chosen: dict = {"float32": [], "int8": [], "v3": []}
+    for graph in (mnengine.models.mobilenet_v1(0.25, 32, classes=10), mnengine.models.mobilenet_v2(0.35, 33, classes=10)):
+        calibration = np.random.default_rng(seed).integers(0, 256, (2,) + graph.input_shape, dtype=np.uint8)
+        chosen["float32"].append(graph)
+        chosen["int8"].append(mnengine.quantize.quantize(graph, calibration))
+    chosen["v3"] = [mnengine.models.mobilenet_v3_small(0.5, 33, classes=10),
+                    mnengine.models.mobilenet_v3_large(0.5, (32, 35), classes=10)]
+    return [model for kind, models in chosen.items() if which in ("all", kind) for model in models]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60)
@@ -193,8 +207,9 @@ def main() -> int:
     parser.add_argument("--case-seconds", type=int, default=20, help="time limit of one case")
     parser.add_argument("--failures", type=Path, default=Path("fuzz-failures"),
                         help="where each case's file is written before it runs, and kept if it fails")
-    parser.add_argument("--models", choices=("all", "float32", "int8"), default="all",
-                        help="the valid files mutated: float32 ones, int8 ones or both (default)")
+    parser.add_argument("--models", choices=("all", "float32", "int8", "v3"), default="all",
+                        help="the valid files mutated: MobileNet v1 and v2 float32 ones, their int8 ones, "
+                             "MobileNetV3 ones (float32) or all of them (default)")
     args = parser.parse_args()
     headroom = args.headroom_mib << 20
     faulthandler.enable()  # a crash prints the Python traceback; the case's file stays behind
@@ -206,13 +221,10 @@ def main() -> int:
     rng = random.Random(args.seed)
     seeds = []
     with tempfile.TemporaryDirectory(prefix="mnengine-fuzz-") as tmp:
-        for graph in (mnengine.models.mobilenet_v1(0.25, 32, classes=10), mnengine.models.mobilenet_v2(0.35, 33, classes=10)):
-            calibration = np.random.default_rng(args.seed).integers(0, 256, (2,) + graph.input_shape, dtype=np.uint8)
-            chosen = {"float32": [graph], "int8": [mnengine.quantize.quantize(graph, calibration)]}
-            for model in chosen["float32"] + chosen["int8"] if args.models == "all" else chosen[args.models]:
-                path = Path(tmp) / "seed.bin"
-                mnengine.save_model(model, path)
-                seeds.append(path.read_bytes())
+        for model in seed_models(args.models, args.seed):
+            path = Path(tmp) / "seed.bin"
+            mnengine.save_model(model, path)
+            seeds.append(path.read_bytes())
     args.failures.mkdir(parents=True, exist_ok=True)
     print(f"fuzz_modelfile: each case's file is in {args.failures} while it runs", flush=True)
     outcomes: dict = {}
