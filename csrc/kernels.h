@@ -38,8 +38,10 @@ using DwConv3x3Fn = void (*)(size_t channels, size_t out_rows, size_t out_width,
 
 // f32-dwconv 5x5: the DwConv3x3Fn geometry with a 5x5 window: `rows` are the (out_rows - 1) *
 // stride + 5 input rows under the 1 or 2 output rows; input column ix = ox * stride - pad_left +
-// kx (kx < 5) contributes only when 0 <= ix < in_width. `packed_w` holds, per group of the
-// set's dwconv_cr channels, [CR biases][25 taps of CR weights] (ky-major).
+// kx (kx < 5) contributes only when 0 <= ix < in_width. The padding is at most 4 on each side
+// (pad_left <= 4, and out_width at most what a right padding of 4 gives), so that every window
+// meets the image. `packed_w` holds, per group of the set's dwconv_cr channels, [CR biases][25
+// taps of CR weights] (ky-major).
 using DwConv5x5Fn = DwConv3x3Fn;
 
 // f32-conv3x3s2c3: one output row of a 3x3 convolution with stride 2 over 3 input channels

@@ -1,7 +1,7 @@
 // f32-dwconv 5x5, tiled: the depthwise 5x5 kernel shared by the SIMD instruction sets, written
 // once over the `Simd` description of one vector register of channels that the 3x3 tiling uses
-// (see f32-dwconv3x3-tiled.h for its members). Each ISA's kernel file instantiates
-// dwconv5x5_rows with its block size and tap policy.
+// (see f32-dwconv3x3-tiled.h for its members). Each ISA's kernel file instantiates dwconv5x5
+// with its block size (kAccumulators) and tap policy (kRegisterTaps).
 //
 // A 5x5 window has 25 taps, so unlike the 3x3 kernel this one sweeps each output row one
 // channel group (one vector) at a time: the group's 25 tap vectors are loaded once per sweep
@@ -11,15 +11,19 @@
 // stay in L1 (26 vectors), and reuses each load for the block's pixels. A block is kOutRows
 // output rows by kPixels adjacent pixels, kAccumulators independent sums in all: each input
 // vector is loaded once per block and feeds every output whose window covers it (up to 5 per
-// row at stride 1, 10 with two output rows, which share 4 of their 6 input rows).
+// row at stride 1, 10 with two output rows, which share 4 of their 6 input rows). (With every
+// register taken, GCC folds some of those loads into the FMAs as memory operands instead: L1
+// loads, which the two load ports absorb.)
 //
-// The output stage is f32-output-stage.h's (hard-swish when the Clamp asks for it, then the clamp),
-// chosen once per call.
+// The output stage is f32-output-stage.h's (hard-swish when the Clamp asks for it, then the
+// clamp), chosen once per call.
 //
-// Borders are computed without a padded copy of the input: a window that overhangs the image
-// on the left or right runs a one-pixel block compiled for the columns it misses (the two
-// counts add up to at most 4, since every window of a padding below 5 meets the image), and
-// rows above or below the image are the caller's zero rows.
+// Borders are computed without a padded copy of the input: the pixels whose windows overhang
+// the image on the left (or right) run as one block compiled without the columns outside it,
+// as many as pad_left (or the last window's overhang) says, both at most 4; in an image narrower
+// than the windows each pixel is a one-pixel block without its missing columns on both sides
+// (at most 4 in all, since every window of a padding below 5 meets the image). Rows above or
+// below the image are the caller's zero rows.
 #pragma once
 
 #include <cstddef>
@@ -111,7 +115,8 @@ inline void with_constant(size_t value, F&& f) {
 }
 
 // One output row sweep (kOutRows rows) of one channel group whose data starts at `rows[r]`
-// (channel offset applied) and whose packed [bias][25 taps] are at `w`.
+// (channel offset applied) and whose packed [bias][25 taps] are at `w`. Output columns
+// [interior_begin, interior_end) have their whole window in the image.
 template <class Simd, size_t kStride, size_t kOutRows, size_t kPixels, bool kRegisterTaps, class Lanes, class Output>
 inline void group_rows(Lanes lanes, size_t channels, size_t out_width, size_t in_width,
                        size_t pad_left, size_t interior_begin, size_t interior_end,
@@ -119,45 +124,74 @@ inline void group_rows(Lanes lanes, size_t channels, size_t out_width, size_t in
                        const Output& output) {
   constexpr size_t kInRows = (kOutRows - 1) * kStride + kSize;
   const float* const taps_begin = w + Simd::kLanes;
-  // A window that overhangs the image: the one-pixel block without its missing columns.
-  const auto border = [&](size_t ox) {
-    const size_t ix0 = ox * kStride - pad_left;  // wraps left of the image
-    const size_t skip_left = ix0 < in_width ? 0 : 0 - ix0;
-    const size_t first = ix0 + skip_left;  // the first column in the image
-    const size_t end = ix0 + kSize;
-    const size_t skip_right = end > in_width ? end - in_width : 0;
-    const float* shifted[kInRows];
-    for (size_t r = 0; r < kInRows; ++r) shifted[r] = rows[r] + first * channels;
-    with_constant(skip_left, [&](auto left) {
-      with_constant(skip_right, [&](auto right) {
-        constexpr size_t kLeft = std::decay_t<decltype(left)>::value;
-        constexpr size_t kRight = std::decay_t<decltype(right)>::value;
-        if constexpr (kLeft + kRight < kSize) {
-          block<Simd, kStride, kOutRows, 1, kLeft, kRight>(lanes, channels, shifted, w, StreamedTaps<Simd>{taps_begin},
-                                                         out + ox * channels, out_stride, output);
-        }
-      });
-    });
+  // rows[r] from input column ix.
+  const auto rows_from = [&](size_t ix, const float** shifted) {
+    for (size_t r = 0; r < kInRows; ++r) shifted[r] = rows[r] + ix * channels;
   };
-  size_t ox = 0;
-  for (; ox < interior_begin; ++ox) border(ox);
-  if (ox < interior_end) {
-    using Taps = std::conditional_t<kRegisterTaps, RegisterTaps<Simd>, StreamedTaps<Simd>>;
-    const Taps taps{taps_begin};
-    // Blocks of kPixels pixels while they last, then of half as many, down to one.
-    const auto interior = [&](auto pixel_count, auto& self) -> void {
-      constexpr size_t kBlock = decltype(pixel_count)::value;
-      for (; ox + kBlock <= interior_end; ox += kBlock) {
-        const float* shifted[kInRows];
-        for (size_t r = 0; r < kInRows; ++r) shifted[r] = rows[r] + (ox * kStride - pad_left) * channels;
-        block<Simd, kStride, kOutRows, kBlock, 0, 0>(lanes, channels, shifted, w, taps, out + ox * channels,
-                                                     out_stride, output);
-      }
-      if constexpr (kBlock > 1) self(std::integral_constant<size_t, kBlock / 2>(), self);
-    };
-    interior(std::integral_constant<size_t, kPixels>(), interior);
+  if (interior_begin == interior_end) {
+    // An image narrower than the windows: each pixel a one-pixel block without the columns it
+    // misses on either side.
+    for (size_t ox = 0; ox < out_width; ++ox) {
+      const size_t ix0 = ox * kStride - pad_left;  // wraps left of the image
+      const size_t skip_left = ix0 < in_width ? 0 : 0 - ix0;
+      const size_t end = ix0 + kSize;
+      const size_t skip_right = end > in_width ? end - in_width : 0;
+      const float* shifted[kInRows];
+      rows_from(ix0 + skip_left, shifted);
+      with_constant(skip_left, [&](auto left) {
+        with_constant(skip_right, [&](auto right) {
+          constexpr size_t kLeft = std::decay_t<decltype(left)>::value;
+          constexpr size_t kRight = std::decay_t<decltype(right)>::value;
+          if constexpr (kLeft + kRight < kSize) {
+            block<Simd, kStride, kOutRows, 1, kLeft, kRight>(lanes, channels, shifted, w, StreamedTaps<Simd>{taps_begin},
+                                                           out + ox * channels, out_stride, output);
+          }
+        });
+      });
+    }
+    return;
   }
-  for (; ox < out_width; ++ox) border(ox);
+  using Taps = std::conditional_t<kRegisterTaps, RegisterTaps<Simd>, StreamedTaps<Simd>>;
+  const Taps taps{taps_begin};
+  const float* shifted[kInRows];
+  // The pixels left of the interior, ceil(pad_left / stride) of them, as one block without
+  // the pad_left columns left of the image (none of them reaches the right edge).
+  if (interior_begin != 0) {
+    rows_from(0, shifted);
+    with_constant(pad_left, [&](auto left) {
+      constexpr size_t kLeft = std::decay_t<decltype(left)>::value;
+      if constexpr (kLeft != 0) {
+        block<Simd, kStride, kOutRows, (kLeft + kStride - 1) / kStride, kLeft, 0>(lanes, channels, shifted, w, taps,
+                                                                                out, out_stride, output);
+      }
+    });
+  }
+  // The interior in blocks of kPixels pixels while they last, then of half as many, down to one.
+  size_t ox = interior_begin;
+  const auto interior = [&](auto pixel_count, auto& self) -> void {
+    constexpr size_t kBlock = decltype(pixel_count)::value;
+    for (; ox + kBlock <= interior_end; ox += kBlock) {
+      rows_from(ox * kStride - pad_left, shifted);
+      block<Simd, kStride, kOutRows, kBlock, 0, 0>(lanes, channels, shifted, w, taps, out + ox * channels,
+                                                   out_stride, output);
+    }
+    if constexpr (kBlock > 1) self(std::integral_constant<size_t, kBlock / 2>(), self);
+  };
+  interior(std::integral_constant<size_t, kPixels>(), interior);
+  // The pixels right of the interior as one block without the columns right of the image: the
+  // last pixel misses `overhang` (1 to 4), and ceil(overhang / stride) pixels miss some.
+  if (interior_end != out_width) {
+    const size_t ix0 = interior_end * kStride - pad_left;
+    const size_t overhang = (out_width - 1) * kStride - pad_left + kSize - in_width;
+    rows_from(ix0, shifted);
+    with_constant(overhang, [&](auto right) {
+      constexpr size_t kRight = std::decay_t<decltype(right)>::value;
+      if constexpr (kRight != 0) {
+        block<Simd, kStride, kOutRows, (kRight + kStride - 1) / kStride, 0, kRight>(
+            lanes, channels, shifted, w, taps, out + interior_end * channels, out_stride, output);
+      }
+    });
+  }
 }
 
 // The DwConv5x5Fn contract (csrc/kernels.h) for one stride and one number of output rows;
