@@ -54,12 +54,17 @@ def test_argument_errors(args, message):
 
 
 @pytest.mark.parametrize("name, factory", peers.PEERS, ids=[name for name, _ in peers.PEERS])
-@pytest.mark.parametrize("arch, alpha", [("mobilenet_v1", 0.25), ("mobilenet_v2", 0.35)])
-def test_peer_reproduces_mnengine(tmp_path, name, factory, arch, alpha):
+@pytest.mark.parametrize("arch, alpha, size", [
+    ("mobilenet_v1", 0.25, 64), ("mobilenet_v2", 0.35, 64),
+    # MobileNetV3: 5x5 depthwise, squeeze-excite (multiply by a hard_sigmoid gate), hard-swish;
+    # at an odd size the stride-2 layers pad (1, 1) and (2, 2), at an even one (0, 1) and (1, 2).
+    ("mobilenet_v3_small", 1.0, 64), ("mobilenet_v3_large", 0.75, 65),
+])
+def test_peer_reproduces_mnengine(tmp_path, name, factory, arch, alpha, size):
     """Each installed peer's model file, written from mnengine's graph, computes what mnengine
     computes. A peer that is not installed is skipped, unless MNENGINE_REQUIRE_PEERS=1 (as in
     CI, which installs the `compare` extra) makes that an error."""
-    graph = getattr(mnengine.models, arch)(alpha=alpha, input_size=64)
+    graph = getattr(mnengine.models, arch)(alpha=alpha, input_size=size)
     x = random_input(graph, 1, seed=3)
     expected = mnengine.Engine(graph, threads=1).predict(x).reshape(1, -1)
     try:
@@ -117,3 +122,18 @@ def test_int8_peer_close_to_mnengine(tmp_path, name, factory):
     got = np.asarray(run()).reshape(1, -1)
     assert np.abs(got - expected).max() < 0.06
     assert np.abs(got - np.asarray(float_run()).reshape(1, -1)).max() < 0.06
+
+
+def test_int8_leaves_mobilenet_v3_out(tmp_path, monkeypatch):
+    """--int8 without --model quantizes the default networks that int8 can run, leaving
+    MobileNetV3 out; a V3 model given with --model is refused, naming the layer int8 lacks."""
+    from mnengine import bench as bench_module
+
+    monkeypatch.setattr(bench_module, "DEFAULT_MODELS", (
+        ("v2", "mobilenet_v2", 0.35, 48), ("v3", "mobilenet_v3_small", 0.5, 48)))
+    built = bench_module.build_models([], tmp_path, int8=True)
+    assert [model.name for model in built] == ["v2 int8"] and built[0].graph.int8
+    path = tmp_path / "v3.bin"
+    mnengine.save_model(mnengine.models.mobilenet_v3_small(alpha=0.5, input_size=48), path)
+    result = bench("--model", str(path), "--int8", "--quick")
+    assert result.returncode == 2 and "layer 'conv': int8 has no activation 'hard_swish'" in result.stderr, result.stderr

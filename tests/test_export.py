@@ -307,11 +307,11 @@ def test_weights_only_file_of_a_model_with_its_own_layers_fails_cleanly(keras, t
 def test_unsupported_layer_fails_cleanly(keras, tmp_path):
     inputs = keras.Input((64, 64, 3))
     x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
-    x = keras.layers.DepthwiseConv2D(5, padding="same", name="wide_depthwise")(x)
+    x = keras.layers.DepthwiseConv2D(7, padding="same", name="wide_depthwise")(x)
     model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x))
     model.save(tmp_path / "wide.keras")
     out = tmp_path / "wide.bin"
-    with pytest.raises(UnsupportedModelError, match=r"'wide_depthwise' \(DepthwiseConv2D\).*3x3"):
+    with pytest.raises(UnsupportedModelError, match=r"'wide_depthwise' \(DepthwiseConv2D\).*3x3 and 5x5"):
         export(tmp_path / "wide.keras", out)
     assert not out.exists() and list(tmp_path.iterdir()) == [tmp_path / "wide.keras"]
 

@@ -1,7 +1,7 @@
 """``python -m mnengine.bench``: how fast mnengine runs MobileNet on this machine.
 
-With no arguments it builds MobileNet v1 1.0@224, v2 1.0@224 and v1 0.25@128 with synthetic
-weights (no downloads), saves each to a temporary ``.bin`` and times loading, the first
+With no arguments it builds MobileNet v1 1.0@224, v2 1.0@224, v1 0.25@128 and MobileNetV3
+Large 1.0@224 and Small 1.0@224 with synthetic weights (no downloads), saves each to a temporary ``.bin`` and times loading, the first
 inference and at least 50 inferences after warm-up, at batch 1 and 8, on 1 thread and on all
 cores. ``--compare`` runs the same networks, with the same weights, in each installed peer
 (LiteRT with XNNPACK, ONNX Runtime, OpenVINO, ncnn), interleaved with mnengine run by run;
@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import _core, models
 from ..engine import Engine, cpu_info, default_threads
-from ..graph import Graph
+from ..graph import FLOAT32_ONLY_ACTIVATIONS, FLOAT32_ONLY_OPS, Graph
 from ..modelfile import load, save
 from ..quantize import quantize
 
@@ -37,6 +37,8 @@ DEFAULT_MODELS = (
     ("mobilenet_v1_1.0_224", "mobilenet_v1", 1.0, 224),
     ("mobilenet_v2_1.0_224", "mobilenet_v2", 1.0, 224),
     ("mobilenet_v1_0.25_128", "mobilenet_v1", 0.25, 128),
+    ("mobilenet_v3_large_1.0_224", "mobilenet_v3_large", 1.0, 224),
+    ("mobilenet_v3_small_1.0_224", "mobilenet_v3_small", 1.0, 224),
 )
 
 
@@ -132,12 +134,20 @@ def build_models(specs: Sequence[str], workdir: Path, int8: bool = False) -> Lis
     for model in built:
         if model.graph.int8:
             raise ValueError(f"--int8 quantizes float32 models; {model.path} is already int8: time it without --int8")
+        if not specs and not quantizable(model.graph):
+            progress(f"{model.name}: no int8 version (int8 MobileNetV3 is not supported), skipped")
+            continue
         calibration = random_input(model.graph, CALIBRATION_IMAGES, seed=1)
         path = workdir / f"{model.name}.int8.bin"
         graph = quantize(model.graph, calibration)
         save(graph, path)
         quantized.append(Model(f"{model.name} int8", graph, path, model, calibration))
     return quantized
+
+
+def quantizable(graph: Graph) -> bool:
+    """Whether mnengine's int8 kernels can run the graph (MobileNetV3's layers are float32 only)."""
+    return not any(node.op in FLOAT32_ONLY_OPS or node.activation in FLOAT32_ONLY_ACTIVATIONS for node in graph.nodes)
 
 
 def random_input(graph: Graph, batch: int, seed: int = 0) -> np.ndarray:
@@ -284,7 +294,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         description="Benchmark mnengine on MobileNet (synthetic weights unless --model is given).",
     )
     parser.add_argument("--model", action="append", default=[], metavar="PATH",
-                        help="a .bin model to run instead of the default three (repeatable)")
+                        help="a .bin model to run instead of the default five (repeatable)")
     parser.add_argument("--batch", type=int, nargs="+", default=None,
                         help="batch sizes (default: 1 8; with --compare: 1)")
     parser.add_argument("--threads", type=int, nargs="+", default=sorted({1, cores}),

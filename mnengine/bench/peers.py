@@ -64,7 +64,7 @@ Runner = Callable[[], np.ndarray]
 # ---------------------------------------------------------------- ONNX (ORT, OpenVINO)
 
 def onnx_model(graph: Graph):
-    """The graph as an ONNX model in NCHW layout, opset 13; the output is NHWC-flattened."""
+    """The graph as an ONNX model in NCHW layout, opset 14 (HardSwish); the output is NHWC-flattened."""
     try:
         import onnx
         from onnx import TensorProto, helper, numpy_helper
@@ -83,17 +83,21 @@ def onnx_model(graph: Graph):
         out = node.name + "_act"
         if node.activation == "relu":
             nodes.append(helper.make_node("Relu", [x], [out]))
-        else:
+        elif node.activation == "relu6":
             low = const(node.name + "_min", np.array(0.0, np.float32))
             high = const(node.name + "_max", np.array(6.0, np.float32))
             nodes.append(helper.make_node("Clip", [x, low, high], [out]))
+        elif node.activation == "hard_swish":
+            nodes.append(helper.make_node("HardSwish", [x], [out]))
+        else:  # hard_sigmoid of the unfolded weights: relu6(y + 3) / 6 = clip(y / 6 + 0.5, 0, 1)
+            nodes.append(helper.make_node("HardSigmoid", [x], [out], alpha=1 / 6, beta=0.5))
         return out
 
     names = {INPUT: "input"}
     for node in graph.nodes:
         ins = [names[name] for name in node.inputs]
         out = node.name
-        if node.op in ("conv3x3", "conv1x1", "depthwise3x3"):
+        if node.op in ("conv3x3", "conv1x1", "depthwise3x3", "depthwise5x5"):
             kernel = node.weights["kernel"]
             if node.op == "conv3x3":
                 w = kernel.transpose(3, 2, 0, 1)  # HWIO -> OIHW
@@ -102,7 +106,7 @@ def onnx_model(graph: Graph):
                 w = kernel.T[:, :, None, None]
                 group = 1
             else:
-                w = kernel.transpose(2, 0, 1)[:, None]  # (3, 3, C) -> (C, 1, 3, 3)
+                w = kernel.transpose(2, 0, 1)[:, None]  # (k, k, C) -> (C, 1, k, k)
                 group = kernel.shape[2]
             top, bottom, left, right = node.padding
             inputs = [ins[0], const(out + "_w", w)]
@@ -123,6 +127,10 @@ def onnx_model(graph: Graph):
             nodes.append(helper.make_node("Unsqueeze", [out + "_2d", axes], [out]))
         elif node.op == "add":
             nodes.append(helper.make_node("Add", ins, [out]))
+        elif node.op == "multiply":  # (N, C, H, W) times the gate (N, C, 1, 1), broadcast
+            nodes.append(helper.make_node("Mul", ins, [out]))
+        elif node.op == "hard_swish":
+            nodes.append(helper.make_node("HardSwish", ins, [out]))
         elif node.op == "global_avg_pool":
             nodes.append(helper.make_node("GlobalAveragePool", ins, [out]))
         elif node.op == "global_max_pool":
@@ -145,7 +153,7 @@ def onnx_model(graph: Graph):
             [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", c, h, w])],
             [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", values])],
             initializers),
-        opset_imports=[helper.make_opsetid("", 13)])
+        opset_imports=[helper.make_opsetid("", 14)])
     onnx.checker.check_model(model)
     return model
 
@@ -265,10 +273,13 @@ def ncnn_files(graph: Graph, workdir: Path) -> Tuple[Path, Path]:
         weights.extend(np.ascontiguousarray(array, "<f4").tobytes())
 
     def activation(node: Node) -> str:
+        """The fused activation's parameters (hard_sigmoid has none: a HardSigmoid layer follows)."""
         if node.activation == "relu":
             return " 9=1"
         if node.activation == "relu6":
             return " 9=3 -23310=2,0.000000e+00,6.000000e+00"
+        if node.activation == "hard_swish":  # x * clip(alpha x + beta, 0, 1)
+            return f" 9=6 -23310=2,{1 / 6:e},5.000000e-01"
         return ""
 
     h, w, c = graph.input_shape
@@ -279,7 +290,10 @@ def ncnn_files(graph: Graph, workdir: Path) -> Tuple[Path, Path]:
         in_shape = shapes[node.inputs[0]] if node.inputs[0] != INPUT else graph.input_shape
         top, bottom, left, right = node.padding
         spatial_1x1 = in_shape[:2] == (1, 1)
-        head = f"{node.name} {len(ins)} 1 {' '.join(ins)} {node.name}"
+        # A layer with a hard_sigmoid writes its result to a blob of its own, which the
+        # HardSigmoid layer after it reads to produce the node's blob.
+        out = node.name + "_sums" if node.activation == "hard_sigmoid" else node.name
+        head = f"{node.name} {len(ins)} 1 {' '.join(ins)} {out}"
         bias = "bias" in node.weights
         if node.op == "conv1x1" and spatial_1x1:
             kernel = node.weights["kernel"]  # (in, out): ncnn wants (out, in)
@@ -291,7 +305,7 @@ def ncnn_files(graph: Graph, workdir: Path) -> Tuple[Path, Path]:
             kernel = node.weights["kernel"]
             layers.append(f"InnerProduct {head} 0={kernel.shape[1]} 1={int(bias)} 2={kernel.size}{activation(node)}")
             floats(kernel.T, True)
-        elif node.op in ("conv3x3", "conv1x1", "depthwise3x3"):
+        elif node.op in ("conv3x3", "conv1x1", "depthwise3x3", "depthwise5x5"):
             kernel = node.weights["kernel"]
             if node.op == "conv3x3":
                 w_oihw, size, kind, extra = kernel.transpose(3, 2, 0, 1), 3, "Convolution", ""
@@ -299,7 +313,8 @@ def ncnn_files(graph: Graph, workdir: Path) -> Tuple[Path, Path]:
                 w_oihw, size, kind, extra = kernel.T[:, :, None, None], 1, "Convolution", ""
             else:
                 channels = kernel.shape[2]
-                w_oihw, size, kind, extra = kernel.transpose(2, 0, 1)[:, None], 3, "ConvolutionDepthWise", f" 7={channels}"
+                w_oihw, size, kind, extra = (kernel.transpose(2, 0, 1)[:, None], kernel.shape[0],
+                                             "ConvolutionDepthWise", f" 7={channels}")
             layers.append(
                 f"{kind} {head} 0={w_oihw.shape[0]} 1={size} 3={node.stride} 4={left} 14={top} 15={right} "
                 f"16={bottom} 5={int(bias)} 6={w_oihw.size}{extra}{activation(node)}")
@@ -308,14 +323,26 @@ def ncnn_files(graph: Graph, workdir: Path) -> Tuple[Path, Path]:
             if node.activation != "linear":
                 raise PeerUnavailable("an add with an activation is not exported to ncnn")
             layers.append(f"BinaryOp {head} 0=0")
+        elif node.op == "multiply":
+            # The gate comes out of the pooling and inner products as a 1-D blob of C values:
+            # reshaped to C x 1 x 1, the product broadcasts it over each channel's pixels.
+            channels = in_shape[2]
+            layers.append(f"Reshape {node.name}_gate 1 1 {ins[1]} {node.name}_gate 0=1 1=1 2={channels}")
+            blob_count += 1
+            layers.append(f"BinaryOp {node.name} 2 1 {ins[0]} {node.name}_gate {out} 0=2")
+        elif node.op == "hard_swish":
+            layers.append(f"HardSwish {head} 0={1 / 6:e} 1=5.000000e-01")
         elif node.op in ("global_avg_pool", "global_max_pool"):
             layers.append(f"Pooling {head} 0={1 if node.op == 'global_avg_pool' else 0} 4=1")
         elif node.op == "softmax":
             layers.append(f"Softmax {head} 0=0 1=1")
         else:
             raise PeerUnavailable(f"op {node.op!r} is not exported to ncnn")
-        if bias and node.op in ("conv3x3", "conv1x1", "depthwise3x3", "dense"):
+        if bias and node.op in ("conv3x3", "conv1x1", "depthwise3x3", "depthwise5x5", "dense"):
             floats(node.weights["bias"], False)
+        if node.activation == "hard_sigmoid":  # relu6(y + 3) / 6 = clip(y / 6 + 0.5, 0, 1)
+            blob_count += 1
+            layers.append(f"HardSigmoid {node.name}_hard_sigmoid 1 1 {out} {node.name} 0={1 / 6:e} 1=5.000000e-01")
         produce(node.name, node.name)
     param = workdir / f"{graph.name}.ncnn.param"
     model = workdir / f"{graph.name}.ncnn.bin"
@@ -369,6 +396,15 @@ def keras_model(graph: Graph):
     except ImportError as e:
         raise PeerUnavailable("TensorFlow converts to LiteRT and is not installed") from e
     layers = tf.keras.layers
+
+    # MobileNetV3's activations written out (tf.keras's own hard_sigmoid is Keras 2's 0.2 x + 0.5
+    # under TF_USE_LEGACY_KERAS): the converter turns x * relu6(x + 3) / 6 into its HARD_SWISH.
+    def hard_sigmoid(t):
+        return tf.nn.relu6(t + 3.0) * (1.0 / 6.0)
+
+    def hard_swish(t):
+        return t * hard_sigmoid(t)
+
     h, w, c = graph.input_shape
     inputs = tf.keras.Input((h, w, c), batch_size=None)
     tensors = {INPUT: inputs}
@@ -376,14 +412,16 @@ def keras_model(graph: Graph):
         ins = [tensors[name] for name in node.inputs]
         top, bottom, left, right = node.padding
         bias = node.weights.get("bias")
-        act = {"linear": None, "relu": "relu", "relu6": tf.nn.relu6}[node.activation]
-        if node.op in ("conv3x3", "conv1x1", "depthwise3x3"):
+        act = {"linear": None, "relu": "relu", "relu6": tf.nn.relu6, "hard_swish": hard_swish,
+               "hard_sigmoid": hard_sigmoid}[node.activation]
+        if node.op in ("conv3x3", "conv1x1", "depthwise3x3", "depthwise5x5"):
             x = ins[0]
             if any(node.padding):
                 x = layers.ZeroPadding2D(((top, bottom), (left, right)))(x)
             kernel = node.weights["kernel"]
-            if node.op == "depthwise3x3":
-                layer = layers.DepthwiseConv2D(3, node.stride, "valid", use_bias=bias is not None, activation=act)
+            if node.op in ("depthwise3x3", "depthwise5x5"):
+                layer = layers.DepthwiseConv2D(kernel.shape[0], node.stride, "valid", use_bias=bias is not None,
+                                               activation=act)
                 layer.build(x.shape)
                 layer.set_weights([kernel[:, :, :, None]] + ([bias] if bias is not None else []))
             else:
@@ -402,6 +440,10 @@ def keras_model(graph: Graph):
         elif node.op == "add":
             y = layers.Add()(ins)
             tensors[node.name] = y if act is None else layers.Activation(act)(y)
+        elif node.op == "multiply":  # (H, W, C) times the gate (1, 1, C), broadcast
+            tensors[node.name] = layers.Multiply()(ins)
+        elif node.op == "hard_swish":
+            tensors[node.name] = layers.Activation(hard_swish)(ins[0])
         elif node.op == "global_avg_pool":
             tensors[node.name] = layers.GlobalAveragePooling2D(keepdims=True)(ins[0])
         elif node.op == "global_max_pool":

@@ -18,7 +18,7 @@ import json
 import re
 import zipfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -207,10 +207,14 @@ class SavedModel:
             return Keras3Weights(self._h5, configs)
         return LegacyWeights(self._h5["model_weights"] if self.format == H5_MODEL else self._h5)
 
-    def layer_weights(self, layers: Sequence[LayerSpec]) -> Tuple[Dict[str, Weights], List[str]]:
+    def layer_weights(self, layers: Sequence[LayerSpec], rename: Optional[Callable[[str], str]] = None
+                      ) -> Tuple[Dict[str, Weights], List[str]]:
         """A weights-only file read as the weights of a model whose layers with variables are
         `layers`, in the model's order: ({layer name: its variables} of those the file holds,
-        the layers or groups of the file holding variables that are none of `layers`)."""
+        the layers or groups of the file holding variables that are none of `layers`). In a
+        Keras 2 file, which names its groups by layer, a name that is none of `layers`' is
+        looked up as `rename(name)` too (the architecture's Keras 3 name of a layer Keras 2
+        named otherwise)."""
         if self.format == KERAS3_WEIGHTS:
             return self._keras3_layer_weights(layers)
         store = LegacyWeights(self._h5)
@@ -218,8 +222,9 @@ class SavedModel:
         weights, unknown = {}, []
         for name in store.layer_names():
             variables = store.layer((), (name,))
-            if name in expected and variables:
-                weights[name] = variables
+            known = name if name in expected or rename is None else rename(name)
+            if known in expected and variables:
+                weights[known] = variables
             elif variables:
                 unknown.append(name)
         return weights, unknown
