@@ -20,6 +20,10 @@ python3 -m venv "$WORK/venv"
 "$WORK/venv/bin/pip" install -q -Ccmake.define.MNENGINE_SANITIZE=ON -Cbuild-dir="$WORK/build" .
 ASAN_LIBRARY=$(g++ -print-file-name=libasan.so)
 [ -f "$ASAN_LIBRARY" ] || { echo "no libasan.so for g++ ($ASAN_LIBRARY)" >&2; exit 1; }
+# libstdc++ is preloaded too: ASan finds the real __cxa_throw when it starts, and CPython loads
+# libstdc++ only later, with the extension; without it the first C++ exception the extension
+# throws (a rejected network, say) stops the run with "CHECK failed: ... real___cxa_throw".
+STDCXX_LIBRARY=$(g++ -print-file-name=libstdc++.so)
 cd "$WORK"  # outside the checkout: test the installed package
 # Found without importing it: loading it before the ASan runtime would abort.
 EXTENSION=$(ls "$("$WORK/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["platlib"])')"/mnengine/_core*.so)
@@ -28,7 +32,7 @@ EXTENSION=$(ls "$("$WORK/venv/bin/python" -c 'import sysconfig; print(sysconfig.
 LINKED=$(ldd "$EXTENSION")
 [[ $LINKED == *libasan* ]] || { echo "$EXTENSION is not built with AddressSanitizer" >&2; exit 1; }
 sanitized() {
-  LD_PRELOAD=$ASAN_LIBRARY \
+  LD_PRELOAD="$ASAN_LIBRARY $STDCXX_LIBRARY" \
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1 \
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     "$WORK/venv/bin/python" "$@"

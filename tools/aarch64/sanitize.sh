@@ -16,7 +16,10 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tools/aarch64/common.sh"
 SAN=$CACHE/sanitize
 CROSS_PACKAGES="g++-aarch64-linux-gnu libasan8-arm64-cross libubsan1-arm64-cross"
-RUNTIMES=/usr/aarch64-linux-gnu/lib/libasan.so.8:/usr/aarch64-linux-gnu/lib/libubsan.so.1
+# libstdc++ (the sysroot's) last: ASan finds the real __cxa_throw when it starts, before CPython
+# loads libstdc++ with the extension; without it the first C++ exception the extension throws
+# stops the run with "CHECK failed: ... real___cxa_throw".
+RUNTIMES=/usr/aarch64-linux-gnu/lib/libasan.so.8:/usr/aarch64-linux-gnu/lib/libubsan.so.1:/usr/lib/aarch64-linux-gnu/libstdc++.so.6
 
 stage "host packages, build tools, sysroot, aarch64 numpy/pillow/pytest/h5py (cached)"
 ensure_host_packages
