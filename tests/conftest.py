@@ -106,6 +106,23 @@ def run_module(module, *args, timeout=600, unimportable=()):
                           cwd=tempfile.gettempdir())
 
 
+def randomize_weights(model, rng, biases=False):
+    """Realistic BatchNormalization statistics in `model` and its nested models (Keras
+    initializes them to the identity), and with `biases` non-zero Conv2D / Dense biases too."""
+    for layer in model.layers:
+        if hasattr(layer, "layers"):
+            randomize_weights(layer, rng, biases)
+        elif type(layer).__name__ == "BatchNormalization":
+            gamma, beta, mean, variance = layer.get_weights()
+            layer.set_weights([
+                rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.2, beta.shape),
+                rng.normal(0, 0.3, mean.shape), rng.uniform(0.5, 2.0, variance.shape),
+            ])
+        elif biases and type(layer).__name__ in ("Conv2D", "Dense") and getattr(layer, "use_bias", False):
+            kernel, bias = layer.get_weights()
+            layer.set_weights([kernel, rng.normal(0, 0.5, bias.shape)])
+
+
 def run_poisoned(network, x):
     """Runs a core network with its output pre-filled with NaN, so unwritten values fail."""
     out = np.full((x.shape[0], int(np.prod(network.output_shape))), np.nan, np.float32)

@@ -11,23 +11,11 @@ import numpy as np
 import pytest
 
 import mnengine
-from conftest import run_module
+from conftest import randomize_weights, run_module
 from reference import relative_error
 from mnengine.export import UnsupportedModelError, export, from_keras, imagenet_labels
 
 pytestmark = pytest.mark.keras
-
-
-def randomize_batch_norm(model, rng):
-    for layer in model.layers:
-        if hasattr(layer, "layers"):
-            randomize_batch_norm(layer, rng)
-        elif type(layer).__name__ == "BatchNormalization":
-            gamma, beta, mean, variance = layer.get_weights()
-            layer.set_weights([
-                rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.2, beta.shape),
-                rng.normal(0, 0.3, mean.shape), rng.uniform(0.5, 2.0, variance.shape),
-            ])
 
 
 def assert_close(got, expected):
@@ -57,7 +45,7 @@ APPLICATIONS = [("MobileNet", alpha) for alpha in (0.25, 0.5, 0.75, 1.0)] + [
 @pytest.mark.parametrize("application, alpha", APPLICATIONS)
 def test_keras_applications(keras, tmp_path, rng, application, alpha, size):
     model = getattr(keras.applications, application)(alpha=alpha, input_shape=(size, size, 3), weights=None)
-    randomize_batch_norm(model, rng)
+    randomize_weights(model, rng)
     for suffix in (".keras", ".h5"):
         path = tmp_path / f"model{suffix}"
         model.save(path)
@@ -69,7 +57,7 @@ def test_keras_applications(keras, tmp_path, rng, application, alpha, size):
 def test_feature_extractors(keras, tmp_path, rng, application, pooling):
     model = getattr(keras.applications, application)(
         input_shape=(64, 80, 3), include_top=False, pooling=pooling, weights=None, alpha=0.5)
-    randomize_batch_norm(model, rng)
+    randomize_weights(model, rng)
     model.save(tmp_path / "model.keras")
     assert_matches_keras(model, tmp_path / "model.keras", rng)
 
@@ -78,7 +66,7 @@ def test_feature_extractors(keras, tmp_path, rng, application, pooling):
 def test_fine_tuned_v2_with_37_classes(keras, tmp_path, rng, suffix):
     """A MobileNetV2 base nested in a Functional model, a 37-class head, trained a few steps."""
     base = keras.applications.MobileNetV2(input_shape=(160, 160, 3), include_top=False, weights=None, alpha=0.35)
-    randomize_batch_norm(base, rng)
+    randomize_weights(base, rng)
     inputs = keras.Input((160, 160, 3))
     x = keras.layers.GlobalAveragePooling2D()(base(inputs))
     x = keras.layers.Dropout(0.2)(x)
@@ -100,7 +88,7 @@ def test_sequential_head_with_batch_norm_relu_and_sigmoid(keras, tmp_path, rng, 
     """A Sequential model: a Rescaling of the input, the base, and a head of pooling,
     BatchNormalization, Dense, ReLU6, Reshape, 1x1 Conv2D, Flatten and sigmoid."""
     base = keras.applications.MobileNet(input_shape=(128, 128, 3), include_top=False, weights=None, alpha=0.25)
-    randomize_batch_norm(base, rng)
+    randomize_weights(base, rng)
     model = keras.Sequential([
         keras.Input((128, 128, 3)),
         keras.layers.Rescaling(1 / 127.5, offset=-1),
@@ -114,7 +102,7 @@ def test_sequential_head_with_batch_norm_relu_and_sigmoid(keras, tmp_path, rng, 
         keras.layers.Flatten(),
         keras.layers.Activation("sigmoid"),
     ])
-    randomize_batch_norm(model, rng)
+    randomize_weights(model, rng)
     model.save(tmp_path / f"model{suffix}")
     out = assert_matches_keras(model, tmp_path / f"model{suffix}", rng)
     engine = mnengine.Engine(out)
@@ -128,7 +116,7 @@ def test_rescaling_in_the_head_is_not_preprocessing(keras, tmp_path, rng):
     the model preprocessing its own input: the file keeps MobileNet's preprocessing, so
     predict on 0..255 pixels equals Keras on x / 127.5 - 1."""
     base = keras.applications.MobileNetV2(input_shape=(96, 96, 3), include_top=False, weights=None, alpha=0.35)
-    randomize_batch_norm(base, rng)
+    randomize_weights(base, rng)
     inputs = keras.Input((96, 96, 3))
     x = keras.layers.GlobalAveragePooling2D()(base(inputs))
     x = keras.layers.Dense(6)(x)
@@ -145,7 +133,7 @@ def test_rescaling_in_the_head_is_not_preprocessing(keras, tmp_path, rng):
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
 def test_flatten_dense_head_at_96(keras, tmp_path, rng, suffix):
     base = keras.applications.MobileNetV2(input_shape=(96, 96, 3), include_top=False, weights=None, alpha=0.5)
-    randomize_batch_norm(base, rng)
+    randomize_weights(base, rng)
     inputs = keras.Input((96, 96, 3))
     x = keras.layers.Flatten()(base(inputs))
     x = keras.layers.Dense(10, activation="softmax")(x)
@@ -187,7 +175,7 @@ def test_batch_norm_epsilon_is_the_layers_own(keras, tmp_path, rng, suffix):
 
 def test_from_live_model(keras, tmp_path, rng):
     model = keras.applications.MobileNetV2(alpha=0.35, input_shape=(64, 64, 3), weights=None, classes=7)
-    randomize_batch_norm(model, rng)
+    randomize_weights(model, rng)
     summary = from_keras(model, tmp_path / "live.bin")
     assert summary.output_shape == (1, 1, 7) and summary.parameters > 0
     x = rng.uniform(-1, 1, (1, 64, 64, 3)).astype(np.float32)
@@ -221,7 +209,7 @@ def test_cli_with_labels_prints_a_checked_summary(keras, tmp_path, rng):
       size, from Keras's shapes; the file's size; the check it ran.
     """
     model = keras.applications.MobileNetV2(alpha=0.35, input_shape=(96, 96, 3), weights=None, classes=5)
-    randomize_batch_norm(model, rng)
+    randomize_weights(model, rng)
     model.save(tmp_path / "flowers.keras")
     names = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
     (tmp_path / "labels.txt").write_text("\n".join(names) + "\n")
@@ -254,7 +242,7 @@ def test_cli_with_labels_prints_a_checked_summary(keras, tmp_path, rng):
 def test_keras2_full_model_h5(tf_keras, tmp_path, rng):
     """A full model saved by Keras 2 (tf_keras) in HDF5, with its Keras 2 config layout."""
     model = tf_keras.applications.MobileNetV2(alpha=0.5, input_shape=(96, 96, 3), weights=None)
-    randomize_batch_norm(model, rng)
+    randomize_weights(model, rng)
     model.save(tmp_path / "keras2.h5")
     assert_matches_keras(model, tmp_path / "keras2.h5", rng)
 
@@ -270,7 +258,7 @@ def test_keras3_weights_only_file(keras, tmp_path, rng, application, arch, alpha
     cannot import TensorFlow or Keras, equals Keras's predict."""
     model = getattr(keras.applications, application)(
         alpha=alpha, input_shape=(size, size, 3), weights=None, include_top=include_top, classes=7)
-    randomize_batch_norm(model, rng)
+    randomize_weights(model, rng)
     model.save_weights(tmp_path / "m.weights.h5")
     out = tmp_path / "m.bin"
     result = run_module("mnengine.export", tmp_path / "m.weights.h5", "-o", out, "--arch", arch, "--alpha", alpha,

@@ -11,28 +11,11 @@ import numpy as np
 import pytest
 
 import mnengine
-from conftest import run_module
+from conftest import randomize_weights, run_module
 from mnengine.export import UnsupportedModelError, export, from_keras
 from test_export import assert_close
 
 pytestmark = pytest.mark.keras
-
-
-def randomize(model, rng):
-    """Realistic BatchNormalization statistics and non-zero biases (Keras initializes them to
-    zero), in nested models too."""
-    for layer in model.layers:
-        if hasattr(layer, "layers"):
-            randomize(layer, rng)
-        elif type(layer).__name__ == "BatchNormalization":
-            gamma, beta, mean, variance = layer.get_weights()
-            layer.set_weights([
-                rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.2, beta.shape),
-                rng.normal(0, 0.3, mean.shape), rng.uniform(0.5, 2.0, variance.shape),
-            ])
-        elif type(layer).__name__ in ("Conv2D", "Dense") and getattr(layer, "use_bias", False):
-            kernel, bias = layer.get_weights()
-            layer.set_weights([kernel, rng.normal(0, 0.5, bias.shape)])
 
 
 def pixels(rng, shape, batch=2):
@@ -82,7 +65,7 @@ def test_keras_applications_v3(keras, tmp_path, rng, application, alpha, minimal
     model = getattr(keras.applications, application)(
         input_shape=(size, size, 3), alpha=alpha, minimalistic=minimalistic, include_top=include_top,
         pooling=pooling, weights=None, classes=10)
-    randomize(model, rng)
+    randomize_weights(model, rng, biases=True)
     for suffix in (".keras", ".h5"):
         path = tmp_path / f"model{suffix}"
         model.save(path)
@@ -97,7 +80,7 @@ def test_keras_applications_v3(keras, tmp_path, rng, application, alpha, minimal
 
 def test_large_at_224(keras, tmp_path, rng):
     model = keras.applications.MobileNetV3Large(input_shape=(224, 224, 3), weights=None)
-    randomize(model, rng)
+    randomize_weights(model, rng, biases=True)
     model.save(tmp_path / "large.keras")
     graph = export_and_compare(model, tmp_path / "large.keras", rng)
     assert graph.output_shape == (1, 1, 1000) and graph.labels[0] == "tench"
@@ -109,7 +92,7 @@ def test_free_input_size_exports_at_the_given_size(keras, tmp_path, rng):
     Python, --size N or --size HxW on the command line - and fails without it, naming --size."""
     model = keras.applications.MobileNetV3Small(alpha=0.75, weights=None, classes=10)
     assert model.input_shape == (None, None, None, 3)
-    randomize(model, rng)
+    randomize_weights(model, rng, biases=True)
     model.save(tmp_path / "free.keras")
     graph = export_and_compare(model, tmp_path / "free.keras", rng, shape=(97, 97, 3), size=97)
     assert graph.input_shape == (97, 97, 3)
@@ -141,7 +124,7 @@ def test_fixed_input_size_refuses_another(keras, tmp_path):
 
 def test_from_live_model_with_free_size(keras, tmp_path, rng):
     model = keras.applications.MobileNetV3Large(alpha=0.5, weights=None, include_top=False, pooling="avg")
-    randomize(model, rng)
+    randomize_weights(model, rng, biases=True)
     summary = from_keras(model, tmp_path / "live.bin", size=(96, 128))
     assert summary.input_shape == (96, 128, 3)
     x = pixels(rng, (96, 128, 3))
@@ -162,7 +145,7 @@ def test_keras3_weights_only_v3(keras, tmp_path, rng, application, arch, alpha, 
     model = getattr(keras.applications, application)(
         input_shape=(size, size, 3), alpha=alpha, minimalistic=minimalistic, include_top=include_top,
         weights=None, classes=7)
-    randomize(model, rng)
+    randomize_weights(model, rng, biases=True)
     model.save_weights(tmp_path / "m.weights.h5")
     out = tmp_path / "m.bin"
     result = run_module("mnengine.export", tmp_path / "m.weights.h5", "-o", out, "--arch", arch, "--alpha", alpha,
@@ -186,7 +169,7 @@ def test_keras2_weights_only_v3(tf_keras, tmp_path, rng, application, arch, alph
     whose layers Keras 2 named otherwise (Conv/BatchNorm, expanded_conv_1/expand, Logits)."""
     model = getattr(tf_keras.applications, application)(
         input_shape=(size, size, 3), alpha=alpha, include_top=include_top, weights=None, classes=5)
-    randomize(model, rng)
+    randomize_weights(model, rng, biases=True)
     model.save_weights(tmp_path / "m.h5")
     export(tmp_path / "m.h5", tmp_path / "m.bin", arch=arch, alpha=alpha, size=size)
     x = pixels(rng, (size, size, 3))
@@ -207,7 +190,7 @@ def test_keras2_full_model_v3(tf_keras, tmp_path, rng, application, alpha, inclu
     they fold as in Keras 3's model."""
     model = getattr(tf_keras.applications, application)(
         input_shape=(size, size, 3), alpha=alpha, include_top=include_top, pooling=pooling, weights=None, classes=10)
-    randomize(model, rng)
+    randomize_weights(model, rng, biases=True)
     model.save(tmp_path / "keras2.h5")
     graph = export_and_compare(model, tmp_path / "keras2.h5", rng)
     classes = collections.Counter(type(layer).__name__ for layer in model.layers)
@@ -222,7 +205,7 @@ def test_fine_tuned_v3_small(keras, tmp_path, rng):
     """A MobileNetV3Small base nested in a Functional model with a 5-class head, trained a few
     steps, saved as .keras and as .h5."""
     base = keras.applications.MobileNetV3Small(input_shape=(96, 96, 3), include_top=False, weights=None, alpha=0.75)
-    randomize(base, rng)
+    randomize_weights(base, rng, biases=True)
     inputs = keras.Input((96, 96, 3))
     x = keras.layers.GlobalAveragePooling2D()(base(inputs))
     x = keras.layers.Dropout(0.2)(x)
@@ -253,7 +236,7 @@ def test_sequential_v3_large_base_of_free_size_with_hard_activations(keras, tmp_
         keras.layers.Dense(32, activation="hard_swish"),
         keras.layers.Dense(3, activation="hard_sigmoid"),
     ])
-    randomize(model, rng)
+    randomize_weights(model, rng, biases=True)
     model.save(tmp_path / "seq.keras")
     out = tmp_path / "seq.bin"
     export(tmp_path / "seq.keras", out)
@@ -285,7 +268,7 @@ def test_hard_swish_and_hard_sigmoid_written_by_hand(keras, tmp_path, rng):
     q = keras.layers.DepthwiseConv2D(5, strides=2, padding="same")(q)
     outputs = keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(q))
     model = keras.Model(inputs, outputs)
-    randomize(model, rng)
+    randomize_weights(model, rng, biases=True)
     for suffix in (".keras", ".h5"):
         model.save(tmp_path / f"hand{suffix}")
         graph = export_and_compare(model, tmp_path / f"hand{suffix}", rng, shape=(33, 31, 3))
@@ -300,7 +283,7 @@ def test_keras2_hard_sigmoid_is_its_own(tf_keras, tmp_path, rng):
     x = tf_keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
     x = tf_keras.layers.GlobalAveragePooling2D()(x)
     model = tf_keras.Model(inputs, tf_keras.layers.Dense(6, activation="hard_sigmoid")(x))
-    randomize(model, rng)
+    randomize_weights(model, rng, biases=True)
     model.layers[-1].set_weights([w * 3 for w in model.layers[-1].get_weights()])
     model.save(tmp_path / "keras2.h5")
     x = rng.uniform(-1, 1, (4, 16, 16, 3)).astype(np.float32)
