@@ -31,13 +31,12 @@ EXTENSION=$(ls "$("$WORK/venv/bin/python" -c 'import sysconfig; print(sysconfig.
 # SIGPIPE and the check fail on a sanitized build.
 LINKED=$(ldd "$EXTENSION")
 [[ $LINKED == *libasan* ]] || { echo "$EXTENSION is not built with AddressSanitizer" >&2; exit 1; }
-sanitized() {
-  LD_PRELOAD="$ASAN_LIBRARY $STDCXX_LIBRARY" \
-  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1 \
-  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    "$WORK/venv/bin/python" "$@"
-}
+SANITIZED_PYTHON=(env LD_PRELOAD="$ASAN_LIBRARY $STDCXX_LIBRARY"
+  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+  "$WORK/venv/bin/python")
 # --capture=sys: with pytest's default fd capture, a report goes to a temporary file that the
-# abort discards, leaving only "Fatal Python error: Aborted".
-sanitized -m pytest -q -p no:cacheprovider --capture=sys -m "not keras and not rss" "$REPO/tests"
-sanitized "$REPO/tools/fuzz_modelfile.py" --seconds 30 --seed 2 --failures "$WORK/fuzz-failures"
+# abort discards, leaving only "Fatal Python error: Aborted". Two shards, one per core.
+bash "$REPO/tools/run-sharded.sh" 2 "${SANITIZED_PYTHON[@]}" -m pytest -q -p no:cacheprovider --capture=sys \
+  -m "not keras and not rss" "$REPO/tests"
+"${SANITIZED_PYTHON[@]}" "$REPO/tools/fuzz_modelfile.py" --seconds 30 --seed 2 --failures "$WORK/fuzz-failures"

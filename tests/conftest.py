@@ -45,6 +45,23 @@ def qs8_isa(request, monkeypatch):
     return request.param
 
 
+def pytest_collection_modifyitems(config, items):
+    """MNENGINE_TEST_SHARD=i/n keeps every n-th collected test from the i-th (0-based): CI runs
+    the slow emulated and sanitized suites as n processes side by side, one per core."""
+    shard = os.environ.get("MNENGINE_TEST_SHARD")
+    if not shard:
+        return
+    try:
+        index, count = (int(part) for part in shard.split("/"))
+    except ValueError:
+        raise pytest.UsageError(f"MNENGINE_TEST_SHARD must be i/n (e.g. 0/2), got {shard!r}") from None
+    if not 0 <= index < count:
+        raise pytest.UsageError(f"MNENGINE_TEST_SHARD {shard!r}: i must be in [0, n)")
+    kept = items[index::count]
+    config.hook.pytest_deselected(items=[item for position, item in enumerate(items) if position % count != index])
+    items[:] = kept
+
+
 def skip_unless_required(variable: str, reason: str):
     """Skips the test for `reason`, or fails it when the environment variable `variable` is 1
     (as CI sets it): what CI installs must not be skipped there."""

@@ -75,8 +75,8 @@ stage "pytest under qemu with ASan+UBSan, QEMU_CPU=$QEMU_CPU"
 # The markers .ci/sanitize.sh leaves out, should these files ever get such tests: `rss`
 # (ASan's quarantine keeps freed memory) and `keras` (no TensorFlow for this Python).
 # --capture=sys: with pytest's default fd capture, the report goes to a temporary file that
-# the abort discards, leaving only "Fatal Python error: Aborted".
-"$TARGET_PYTHON" -m pytest -q -p no:cacheprovider --capture=sys --rootdir "$REPO" \
+# the abort discards, leaving only "Fatal Python error: Aborted". Two shards, one per core.
+bash "$REPO/tools/run-sharded.sh" 2 "$TARGET_PYTHON" -m pytest -q -p no:cacheprovider --capture=sys --rootdir "$REPO" \
   -m "not keras and not rss" \
   "$REPO/tests/test_kernels.py" "$REPO/tests/test_guard_pages.py" "$REPO/tests/test_modelfile.py" \
   "$REPO/tests/test_networks.py" "$REPO/tests/test_qs8_kernels.py" \

@@ -90,6 +90,8 @@ PY
   # No TensorFlow for this Python: the tests against Keras (marker `keras`) run on the host.
   # Nor the resident-memory tests (marker `rss`): qemu-user keeps about 250 KiB for every
   # thread that ever ran (200 plain Python threads grow it by 50 MiB), which they would count.
-  QEMU_CPU=$cpu "$TARGET_PYTHON" -m pytest -q -p no:cacheprovider --rootdir "$REPO" -m "not keras and not rss" "${selection[@]}"
+  # Two shards side by side: qemu runs each on one core.
+  QEMU_CPU=$cpu bash "$REPO/tools/run-sharded.sh" 2 \
+    "$TARGET_PYTHON" -m pytest -q -p no:cacheprovider --rootdir "$REPO" -m "not keras and not rss" "${selection[@]}"
 done
 stage "done"
