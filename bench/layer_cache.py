@@ -15,7 +15,7 @@ residual add) cannot be built alone and show "-".
 from __future__ import annotations
 
 import argparse
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -25,20 +25,21 @@ from mnengine.engine import requested_isa
 from mnengine.graph import INPUT, Graph
 
 
-def step_alone(graph: Graph, first: int, count: int) -> Optional[tuple]:
-    """Nodes [first, first + count) as (input shape, nodes) of a network of their own, or None
-    when they read more than one tensor from outside the slice."""
+def step_alone(graph: Graph, specs: List[dict], shapes: Dict[str, tuple], first: int,
+               count: int) -> Optional[tuple]:
+    """Nodes [first, first + count) as (input shape, nodes) of a network of their own, given
+    the graph's core node specs and tensor shapes, or None when they read more than one tensor
+    from outside the slice."""
     nodes = graph.nodes[first:first + count]
     inside = {node.name: i + 1 for i, node in enumerate(nodes)}
     outside = {name for node in nodes for name in node.inputs if name not in inside}
     if len(outside) != 1:
         return None
     (source,) = outside
-    specs = graph.core_nodes()[first:first + count]
-    for spec, node in zip(specs, nodes):
-        spec["inputs"] = [inside.get(name, 0) for name in node.inputs]
-    shape = graph.input_shape if source == INPUT else graph.shapes()[source]
-    return tuple(shape), specs
+    renumbered = [dict(spec, inputs=[inside.get(name, 0) for name in node.inputs])
+                  for spec, node in zip(specs[first:first + count], nodes)]
+    shape = graph.input_shape if source == INPUT else shapes[source]
+    return tuple(shape), renumbered
 
 
 def median_step_seconds(network, x: np.ndarray, out: np.ndarray, runs: int,
@@ -73,14 +74,15 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         x = rng.uniform(-1, 1, (1,) + tuple(shape)).astype(np.float32)
         return network, x, np.empty((1, int(np.prod(network.output_shape))), np.float32)
 
-    whole, x, out = network_for(graph.input_shape, graph.core_nodes())
+    specs, shapes = graph.core_nodes(), graph.shapes()
+    whole, x, out = network_for(graph.input_shape, specs)
     in_network = median_step_seconds(whole, x, out, args.runs)
     print(f"{args.model}, {whole.threads} thread(s), {isa}, fusion {args.fusion}: "
           f"{in_network.sum() * 1e3:.3f} ms in the network")
     print(f"{'step':26s} {'nodes':>5s} {'in network us':>14s} {'alone hot us':>13s} {'alone cold us':>14s}")
     totals: List[float] = [0.0, 0.0, 0.0]
     for (first, count), seconds in zip(whole.steps, in_network):
-        alone = step_alone(graph, first, count) if count > 0 else None
+        alone = step_alone(graph, specs, shapes, first, count) if count > 0 else None
         hot = cold = None
         if alone is not None:
             network, x, out = network_for(*alone)

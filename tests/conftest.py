@@ -57,8 +57,10 @@ def pytest_collection_modifyitems(config, items):
         raise pytest.UsageError(f"MNENGINE_TEST_SHARD must be i/n (e.g. 0/2), got {shard!r}") from None
     if not 0 <= index < count:
         raise pytest.UsageError(f"MNENGINE_TEST_SHARD {shard!r}: i must be in [0, n)")
-    kept = items[index::count]
-    config.hook.pytest_deselected(items=[item for position, item in enumerate(items) if position % count != index])
+    kept, deselected = [], []
+    for position, item in enumerate(items):
+        (kept if position % count == index else deselected).append(item)
+    config.hook.pytest_deselected(items=deselected)
     items[:] = kept
 
 
