@@ -31,7 +31,7 @@ ensure_target_site
 write_target_python
 
 stage "cross-compiling the sanitized extension with aarch64-linux-gnu-g++ (incremental)"
-# The wheel's optimisation level (Release) plus -g, so reports name files and lines. pybind11
+# A Release build (at -O1: MNENGINE_SANITIZE lowers it) plus -g, so reports name files and lines. pybind11
 # must not run the host interpreter: the suffix and headers are the target's.
 # A build directory configured from another checkout cannot be reused: CMake refuses it.
 grep -qx "CMAKE_HOME_DIRECTORY:INTERNAL=$REPO" "$SAN/build/CMakeCache.txt" 2>/dev/null || rm -rf "$SAN/build"

@@ -8,8 +8,8 @@
 # lack it, must choose neon and not offer neon_dotprod (and qemu must refuse SDOT on them, or
 # running there would prove nothing).
 # neoverse-n1 runs the whole suite but the comparisons with Keras on the neon_dotprod and neon
-# paths, the kernel-level tests on the scalar one, and the int8 kernel sweep on the
-# neon_dotprod family only; cortex-a53 runs the float kernels, the model format, a whole v1 and
+# paths, the guard-page tests on the scalar one, and the int8 kernel sweep on the neon_dotprod
+# family only; cortex-a53 runs the float kernels, the model format, a whole v1 and
 # v2 network, and the int8 kernels: the whole sweep on the ARMv8.0 int8 family (neon) and its
 # guard-page tests, to show nothing assumes an extension those cores lack; cortex-a72 runs the
 # same with a third of the int8 sweep (its relu6 cases and the small kernels: the code is
@@ -57,10 +57,12 @@ SMOKE_FILES=("$REPO/tests/test_kernels.py" "$REPO/tests/test_modelfile.py" "$REP
 SMOKE_BASE="test_kernels or test_modelfile or 0.25-97-2 or 0.35-96-2 or (test_guard_pages and (qs8 or quantize) and [neon-)"
 SMOKE_A53=("${SMOKE_FILES[@]}" -k "$SMOKE_BASE or (test_qs8_kernels and [neon-)")
 SMOKE_A72=("${SMOKE_FILES[@]}" -k "$SMOKE_BASE or (test_qs8_kernels and [neon- and (relu6 or dense or pool or quantize))")
-# On neoverse-n1 the scalar path runs the kernel-level tests only: whole networks and the
-# real weights on it would test the same portable C++ the host's run tests, at emulated speed.
-# The int8 sweep of the neon family runs on cortex-a53 instead.
-FULL=("$REPO/tests" -k "(not scalar or test_kernels or test_guard_pages or test_fused_blocks) and not (test_qs8_kernels and [neon-)")
+# On neoverse-n1 the scalar path runs the guard-page tests only: an aarch64 CPU always has
+# NEON, so the scalar kernels run there only when MNENGINE_ISA asks for them, and their
+# kernel-level tests already run on cortex-a53 and cortex-a72 (SMOKE_BASE), compiled for
+# aarch64; whole networks on it would test the same portable C++ the host's run tests, at
+# emulated speed. The int8 sweep of the neon family runs on cortex-a53 instead.
+FULL=("$REPO/tests" -k "(not scalar or test_guard_pages) and not (test_qs8_kernels and [neon-)")
 for cpu in ${MNENGINE_QEMU_CPUS:-neoverse-n1 cortex-a72 cortex-a53}; do
   stage "QEMU_CPU=$cpu: the instruction sets offered and chosen"
   # (In a subshell that waits for it, so that the shell's report of the SIGILL goes to /dev/null.)
