@@ -31,8 +31,8 @@ ensure_target_site
 write_target_python
 
 stage "cross-compiling the sanitized extension with aarch64-linux-gnu-g++ (incremental)"
-# A Release build (at -O1: MNENGINE_SANITIZE lowers it) plus -g, so reports name files and lines. pybind11
-# must not run the host interpreter: the suffix and headers are the target's.
+# A Release build (at -O1: MNENGINE_SANITIZE lowers it) plus -g, so reports name files and
+# lines. pybind11 must not run the host interpreter: the suffix and headers are the target's.
 # A build directory configured from another checkout cannot be reused: CMake refuses it.
 grep -qx "CMAKE_HOME_DIRECTORY:INTERNAL=$REPO" "$SAN/build/CMakeCache.txt" 2>/dev/null || rm -rf "$SAN/build"
 logged sanitize-configure.log cmake -S "$REPO" -B "$SAN/build" -G Ninja \

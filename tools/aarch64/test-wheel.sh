@@ -58,9 +58,9 @@ SMOKE_BASE="test_kernels or test_modelfile or 0.25-97-2 or 0.35-96-2 or (test_gu
 SMOKE_A53=("${SMOKE_FILES[@]}" -k "$SMOKE_BASE or (test_qs8_kernels and [neon-)")
 SMOKE_A72=("${SMOKE_FILES[@]}" -k "$SMOKE_BASE or (test_qs8_kernels and [neon- and (relu6 or dense or pool or quantize))")
 # On neoverse-n1 the scalar path runs the guard-page tests only: an aarch64 CPU always has
-# NEON, so the scalar kernels run there only when MNENGINE_ISA asks for them, and their
-# kernel-level tests already run on cortex-a53 and cortex-a72 (SMOKE_BASE), compiled for
-# aarch64; whole networks on it would test the same portable C++ the host's run tests, at
+# NEON, so the scalar kernels run there only when MNENGINE_ISA asks for them; their float
+# kernel tests (test_kernels.py) run on cortex-a53 and cortex-a72 (SMOKE_BASE), and their fused
+# blocks and whole networks would test the same portable C++ the host's runs test, at
 # emulated speed. The int8 sweep of the neon family runs on cortex-a53 instead.
 FULL=("$REPO/tests" -k "(not scalar or test_guard_pages) and not (test_qs8_kernels and [neon-)")
 for cpu in ${MNENGINE_QEMU_CPUS:-neoverse-n1 cortex-a72 cortex-a53}; do
