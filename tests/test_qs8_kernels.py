@@ -9,7 +9,7 @@ to 17 rows, and MobileNet's deep layers; batch 1 and 3, one and two threads, eve
 The int8 kernels' own tiles add to it (see qs8_window_cases, qs8_rgb_stride2_cases,
 qs8_gemm_cases): depthwise channel counts past two groups of 64, first-layer widths past runs
 of 32 and 40 output pixels, and GEMM depths and widths that meet every remainder of KR = 2 and 4, of
-16- and 64-deep chunks of A and of 64-column panels.
+64-deep chunks of A, of the avx2 kernel's 2048-deep segments of widened A and of 64-column panels.
 Each case runs twice, its int8 output first filled with one sentinel and then another, so an
 element no kernel wrote fails whichever value it would have held.
 """
@@ -63,10 +63,14 @@ def qs8_gemm_cases():
     """The float sweep, and depths and widths for the x86 int8 GEMMs' tiles: k = 2 and 6 (k mod 4
     = 2, which the float sweep's depths miss), 64, 66, 130 and 191 (one to three 64-deep chunks
     of A and a tail), against n = 50 and 63 (a last panel of 4 vectors, partly filled), 64, 65
-    and 129 (full panels and one column over), rows cycling through every row count."""
+    and 129 (full panels and one column over), rows cycling through every row count; and
+    k = 2048, 2049 and 4101 (one full segment of the avx2 kernel's widened A, and two or three
+    segments, the last partly filled) against n = 17 and 40."""
     cases = gemm_cases(CLAMP_ACTIVATIONS)
     activations = CLAMP_ACTIVATIONS
-    for i, (k, n) in enumerate(itertools.product((2, 6, 64, 66, 130, 191), (50, 63, 64, 65, 129))):
+    shapes = [*itertools.product((2, 6, 64, 66, 130, 191), (50, 63, 64, 65, 129)),
+              *itertools.product((2048, 2049, 4101), (17, 40))]
+    for i, (k, n) in enumerate(shapes):
         cases.append((1 + i % 7, 1 + i % 3, k, n, 1 + 2 * (i % 2), 1 + i // 2 % 2, activations[i % 3]))
     return cases
 

@@ -7,15 +7,17 @@
 // VPMOVSXBW'd on load), A a broadcast (a[k], a[k+1]) pair. Registers: 12 accumulators
 // (6 rows x 2 ymm of 8 columns), 2 weight vectors, 1 broadcast of A.
 //
-// A is sign-extended once per 16 k of a row into a stack buffer of int16 that the broadcasts
-// read, rather than per broadcast. Weights stay int8 in the packing: int16 weights, saving the
-// VPMOVSXBW of 2 loads per 12 VPMADDWD, ran 0-11% faster in a cache-resident microbenchmark
-// (51-57 against 50-51 G multiply-adds/s) and 3% slower at K = N = 1024, for twice the bytes.
+// A is sign-extended into a stack buffer of int16 that the broadcasts read: once per call for
+// all its panels when K fits the buffer (every MobileNet layer does), else per panel a segment
+// of K at a time. Widening per panel and 16 k, as this kernel first did, ran at 78-80% of the
+// VPMADDWD peak on a Zen 3 where the bare multiply loop reaches 95%: 6 stores and a restart of
+// the k loop every 8 blocks. Weights stay int8 in the packing: int16 weights, saving the
+// VPMOVSXBW of 2 loads per 12 VPMADDWD, ran no faster (Zen 3, bare loop) for twice the bytes.
 // 4x24 and 3x32 tiles ran no faster than 6x16.
 //
 // Each row count 1..6 has its own instantiation, and a last panel of 8 columns or fewer
-// computes only its low half. The k tail of a row is copied byte by byte into a zeroed block
-// (AVX2 has no byte-masked load), which meets zero weights past kc.
+// computes only its low half. The k tail of a row is widened from a byte-by-byte copy (AVX2 has
+// no byte-masked load) and zeros follow it, which meet zero weights past kc.
 #include <cstring>
 #include <type_traits>
 #include <utility>
@@ -33,13 +35,30 @@ using avx2::store_tail;
 constexpr size_t kNR = 16;                   // columns per panel: 2 ymm of 8 int32 sums
 constexpr size_t kKR = 2;                    // k per int32 lane of VPMADDWD
 constexpr size_t kBlockBytes = kNR * kKR;    // one k block of a panel's weights
-constexpr size_t kChunk = 16;                // k of a row sign-extended into the buffer at a time
+constexpr size_t kSegment = 2048;            // k of a row sign-extended into the buffer at a time
+constexpr size_t kRowPadding = 32;           // int16 between widened rows: 64 bytes, so that the rows
+                                             // fall in different L1 sets rather than 4 KB apart
 
-// Sign-extends a[0, count) (count <= 16) into `out`, zeros after.
-inline void widen_chunk(const int8_t* a, size_t count, int16_t* out) {
-  const __m128i bytes = count == kChunk ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(a)) : load_tail(a, count);
-  _mm256_store_si256(reinterpret_cast<__m256i*>(out), _mm256_cvtepi8_epi16(bytes));
+// Sign-extends a[0, count) into `out`, zeros after, up to a multiple of 16 elements.
+inline void widen(const int8_t* a, size_t count, int16_t* out) {
+  for (size_t k = 0; k < count; k += 16, out += 16) {
+    const __m128i bytes =
+        count - k >= 16 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + k)) : load_tail(a + k, count - k);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(out), _mm256_cvtepi8_epi16(bytes));
+  }
 }
+
+// Rows of A as int16, a segment of K at a time; `whole` when the first segment is all of K,
+// widened once for every panel.
+template <size_t kRows>
+struct WidenedRows {
+  alignas(32) int16_t k[kRows][kSegment + kRowPadding];
+  bool whole;
+
+  void load(const int8_t* const* a, size_t k0, size_t count) {
+    for (size_t i = 0; i < kRows; ++i) widen(a[i] + k0, count, k[i]);
+  }
+};
 
 inline void store_row(int8_t* c, __m128i out, size_t columns) {
   if (columns >= kNR) {
@@ -79,8 +98,8 @@ struct FloatOutput {
 // `columns` stored by the output stage.
 template <class Output, size_t... I, size_t... V>
 inline void panel(std::index_sequence<I...>, std::index_sequence<V...>, size_t kc,
-                  const int8_t* const* a, const uint8_t* w, typename Output::Type* const* c, size_t columns,
-                  const Output& output) {
+                  const int8_t* const* a, WidenedRows<sizeof...(I)>& widened, const uint8_t* w,
+                  typename Output::Type* const* c, size_t columns, const Output& output) {
   constexpr size_t kRows = sizeof...(I), kVectors = sizeof...(V);
   const auto for_rows = [](auto&& f) { (f(std::integral_constant<size_t, I>()), ...); };
   __m256i acc[kRows * kVectors];
@@ -93,18 +112,17 @@ inline void panel(std::index_sequence<I...>, std::index_sequence<V...>, size_t k
   }
   w += kNR * sizeof(int32_t);
 
-  alignas(32) int16_t widened[kRows][kChunk];  // the chunk of A being multiplied, as int16
-  for (size_t k0 = 0; k0 < kc; k0 += kChunk) {
-    const size_t chunk = kc - k0 < kChunk ? kc - k0 : kChunk;
-    (widen_chunk(a[I] + k0, chunk, widened[I]), ...);
-    const size_t blocks = (chunk + kKR - 1) / kKR;
+  for (size_t k0 = 0; k0 < kc; k0 += kSegment) {
+    const size_t segment = kc - k0 < kSegment ? kc - k0 : kSegment;
+    if (!widened.whole) widened.load(a, k0, segment);
+    const size_t blocks = (segment + kKR - 1) / kKR;
     for (size_t b = 0; b < blocks; ++b, w += kBlockBytes) {
       const __m256i weights[kVectors] = {
           _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w) + V))...};
       for_rows([&](auto row) {
         constexpr size_t i = decltype(row)::value;
         int32_t pair;
-        std::memcpy(&pair, widened[i] + b * kKR, sizeof(pair));
+        std::memcpy(&pair, widened.k[i] + b * kKR, sizeof(pair));
         const __m256i x = _mm256_set1_epi32(pair);
         ((acc[i * kVectors + V] = _mm256_add_epi32(acc[i * kVectors + V], _mm256_madd_epi16(x, weights[V]))), ...);
       });
@@ -148,12 +166,15 @@ void gemm_rows(size_t nc, size_t kc, const int8_t* a, size_t a_stride, const uin
     a_row[i] = a + i * a_stride;
     c_row[i] = c + i * c_stride;
   }
+  WidenedRows<kRows> widened;
+  widened.whole = kc <= kSegment;
+  if (widened.whole) widened.load(a_row, 0, kc);
   const size_t panel_bytes = kNR * (2 * sizeof(int32_t) + (kc + kKR - 1) / kKR * kKR);
   for (; nc > 8; nc = nc > kNR ? nc - kNR : 0, w += panel_bytes) {
-    panel(rows, std::make_index_sequence<2>(), kc, a_row, w, c_row, nc, output);
+    panel(rows, std::make_index_sequence<2>(), kc, a_row, widened, w, c_row, nc, output);
     for (size_t i = 0; i < kRows; ++i) c_row[i] += kNR;
   }
-  if (nc != 0) panel(rows, std::make_index_sequence<1>(), kc, a_row, w, c_row, nc, output);
+  if (nc != 0) panel(rows, std::make_index_sequence<1>(), kc, a_row, widened, w, c_row, nc, output);
 }
 
 }  // namespace
