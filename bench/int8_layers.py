@@ -84,7 +84,8 @@ def main() -> None:
     for node, int8_node in zip(graph.nodes, int8_graph.nodes):
         in_shape, out_shape = shapes[node.inputs[0]], shapes[node.name]
         key = (node.op, in_shape, out_shape)
-        if node.op not in ops or key in seen:
+        # A classifier that dequantizes (no output quantization) is not an int8-to-int8 layer: skipped.
+        if node.op not in ops or key in seen or int8_node.quantization is None:
             continue
         seen.add(key)
         x_float = rng.standard_normal((1,) + tuple(in_shape)).astype(np.float32)
