@@ -48,12 +48,13 @@ inline void widen(const int8_t* a, size_t count, int16_t* out) {
   }
 }
 
-// Rows of A as int16, a segment of K at a time; `whole` when the first segment is all of K,
-// widened once for every panel.
+// Whether all of K fits one segment, widened once per call for every panel rather than per panel.
+inline bool widened_once(size_t kc) { return kc <= kSegment; }
+
+// Rows of A as int16, a segment of K at a time.
 template <size_t kRows>
 struct WidenedRows {
   alignas(32) int16_t k[kRows][kSegment + kRowPadding];
-  bool whole;
 
   void load(const int8_t* const* a, size_t k0, size_t count) {
     for (size_t i = 0; i < kRows; ++i) widen(a[i] + k0, count, k[i]);
@@ -114,7 +115,7 @@ inline void panel(std::index_sequence<I...>, std::index_sequence<V...>, size_t k
 
   for (size_t k0 = 0; k0 < kc; k0 += kSegment) {
     const size_t segment = kc - k0 < kSegment ? kc - k0 : kSegment;
-    if (!widened.whole) widened.load(a, k0, segment);
+    if (!widened_once(kc)) widened.load(a, k0, segment);
     const size_t blocks = (segment + kKR - 1) / kKR;
     for (size_t b = 0; b < blocks; ++b, w += kBlockBytes) {
       const __m256i weights[kVectors] = {
@@ -167,8 +168,7 @@ void gemm_rows(size_t nc, size_t kc, const int8_t* a, size_t a_stride, const uin
     c_row[i] = c + i * c_stride;
   }
   WidenedRows<kRows> widened;
-  widened.whole = kc <= kSegment;
-  if (widened.whole) widened.load(a_row, 0, kc);
+  if (widened_once(kc)) widened.load(a_row, 0, kc);
   const size_t panel_bytes = kNR * (2 * sizeof(int32_t) + (kc + kKR - 1) / kKR * kKR);
   for (; nc > 8; nc = nc > kNR ? nc - kNR : 0, w += panel_bytes) {
     panel(rows, std::make_index_sequence<2>(), kc, a_row, widened, w, c_row, nc, output);
