@@ -24,8 +24,7 @@
 
 #include "../kernels.h"
 #include "f32-output-stage.h"
-
-#define MNENGINE_UNROLL _Pragma("GCC unroll 32")
+#include "unroll.h"
 
 namespace mnengine {
 namespace conv3x3s2c3 {
@@ -44,28 +43,28 @@ inline void block(Lanes lanes, const float* const* x, const float* w, float* out
   using Vec = typename Simd::Vec;
   constexpr size_t kCR = Simd::kLanes;
   Vec acc[kGroups][kPixels];
-  MNENGINE_UNROLL
+  MNENGINE_UNROLL(32)
   for (size_t g = 0; g < kGroups; ++g) {
     const Vec bias = Simd::weights(w + g * (kTaps + 1) * kCR);
-    MNENGINE_UNROLL
+    MNENGINE_UNROLL(32)
     for (size_t p = 0; p < kPixels; ++p) acc[g][p] = bias;
   }
-  MNENGINE_UNROLL
+  MNENGINE_UNROLL(32)
   for (size_t tap = 0; tap < kTaps; ++tap) {
     const size_t ky = tap / 9, kx = tap / 3 % 3, ci = tap % 3;
     Vec wv[kGroups];
-    MNENGINE_UNROLL
+    MNENGINE_UNROLL(32)
     for (size_t g = 0; g < kGroups; ++g) wv[g] = Simd::weights(w + g * (kTaps + 1) * kCR + (1 + tap) * kCR);
-    MNENGINE_UNROLL
+    MNENGINE_UNROLL(32)
     for (size_t p = 0; p < kPixels; ++p) {
       const Vec v = Simd::broadcast(x[ky] + (4 * p + kx) * 3 + ci);
-      MNENGINE_UNROLL
+      MNENGINE_UNROLL(32)
       for (size_t g = 0; g < kGroups; ++g) acc[g][p] = Simd::fma(acc[g][p], v, wv[g]);
     }
   }
-  MNENGINE_UNROLL
+  MNENGINE_UNROLL(32)
   for (size_t p = 0; p < kPixels; ++p) {
-    MNENGINE_UNROLL
+    MNENGINE_UNROLL(32)
     for (size_t g = 0; g < kGroups; ++g) {
       const Vec y = output(acc[g][p]);
       if (g + 1 < kGroups) {
@@ -171,4 +170,3 @@ void conv3x3s2c3_row(size_t channels, size_t out_width, size_t in_width, size_t 
 }  // namespace conv3x3s2c3
 }  // namespace mnengine
 
-#undef MNENGINE_UNROLL

@@ -30,10 +30,7 @@
 
 #include "../kernels.h"
 #include "f32-output-stage.h"
-
-// Complete unrolling of the loops below, so that every accumulator index is a constant and
-// the accumulators live in registers (GCC otherwise keeps arrays this size in memory).
-#define MNENGINE_UNROLL _Pragma("GCC unroll 32")
+#include "unroll.h"
 
 namespace mnengine {
 namespace dwconv3x3 {
@@ -55,30 +52,30 @@ inline void block(Lanes lanes, size_t channels, const float* const* rows, const 
   constexpr size_t kColumns = (kPixels - 1) * kStride + 3;
   constexpr size_t kInRows = (kOutRows - 1) * kStride + 3;
   Vec acc[kOutRows][kGroups][kPixels];
-  MNENGINE_UNROLL
+  MNENGINE_UNROLL(32)
   for (size_t g = 0; g < kGroups; ++g) {
     const Vec bias = Simd::weights(w + g * 10 * kCR);
-    MNENGINE_UNROLL
+    MNENGINE_UNROLL(32)
     for (size_t o = 0; o < kOutRows; ++o) {
-      MNENGINE_UNROLL
+      MNENGINE_UNROLL(32)
       for (size_t p = 0; p < kPixels; ++p) acc[o][g][p] = bias;
     }
   }
-  MNENGINE_UNROLL
+  MNENGINE_UNROLL(32)
   for (size_t r = 0; r < kInRows; ++r) {
     // Stepped a column at a time: one register for every column's address.
     const float* x_column = rows[r];
-    MNENGINE_UNROLL
+    MNENGINE_UNROLL(32)
     for (size_t column = kSkipLeft; column + kSkipRight < kColumns; ++column, x_column += channels) {
-      MNENGINE_UNROLL
+      MNENGINE_UNROLL(32)
       for (size_t g = 0; g < kGroups; ++g) {
         const Vec x = lanes.load(x_column + g * kCR);
-        MNENGINE_UNROLL
+        MNENGINE_UNROLL(32)
         for (size_t o = 0; o < kOutRows; ++o) {
           const size_t ky = r - o * kStride;  // wraps to huge above output row o's window
           if (ky >= 3) continue;
           const float* taps = w + g * 10 * kCR + kCR + ky * 3 * kCR;
-          MNENGINE_UNROLL
+          MNENGINE_UNROLL(32)
           for (size_t p = 0; p < kPixels; ++p) {
             const size_t kx = column - p * kStride;  // wraps to huge when p's window starts later
             if (kx < 3) acc[o][g][p] = Simd::fma(acc[o][g][p], x, Simd::weights(taps + kx * kCR));
@@ -87,11 +84,11 @@ inline void block(Lanes lanes, size_t channels, const float* const* rows, const 
       }
     }
   }
-  MNENGINE_UNROLL
+  MNENGINE_UNROLL(32)
   for (size_t o = 0; o < kOutRows; ++o) {
-    MNENGINE_UNROLL
+    MNENGINE_UNROLL(32)
     for (size_t g = 0; g < kGroups; ++g) {
-      MNENGINE_UNROLL
+      MNENGINE_UNROLL(32)
       for (size_t p = 0; p < kPixels; ++p)
         lanes.store(out + o * out_stride + p * channels + g * kCR, output(acc[o][g][p]));
     }
@@ -231,4 +228,3 @@ void dwconv3x3_rows(size_t channels, size_t out_rows, size_t out_width, size_t i
 }  // namespace dwconv3x3
 }  // namespace mnengine
 
-#undef MNENGINE_UNROLL

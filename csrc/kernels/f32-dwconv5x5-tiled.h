@@ -32,10 +32,7 @@
 
 #include "../kernels.h"
 #include "f32-output-stage.h"
-
-// Complete unrolling of the loops below, so that every accumulator and tap index is a constant
-// and they live in registers (GCC otherwise keeps arrays this size in memory).
-#define MNENGINE_UNROLL _Pragma("GCC unroll 32")
+#include "unroll.h"
 
 namespace mnengine {
 namespace dwconv5x5 {
@@ -48,7 +45,7 @@ template <class Simd>
 struct RegisterTaps {
   typename Simd::Vec tap[kTaps];
   explicit RegisterTaps(const float* taps) {
-    MNENGINE_UNROLL
+    MNENGINE_UNROLL(32)
     for (size_t k = 0; k < kTaps; ++k) tap[k] = Simd::weights(taps + k * Simd::kLanes);
   }
   typename Simd::Vec operator[](size_t k) const { return tap[k]; }
@@ -74,22 +71,22 @@ inline void block(Lanes lanes, size_t channels, const float* const* rows, const 
   constexpr size_t kColumns = (kPixels - 1) * kStride + kSize;
   constexpr size_t kInRows = (kOutRows - 1) * kStride + kSize;
   Vec acc[kOutRows][kPixels];
-  MNENGINE_UNROLL
+  MNENGINE_UNROLL(32)
   for (size_t o = 0; o < kOutRows; ++o) {
-    MNENGINE_UNROLL
+    MNENGINE_UNROLL(32)
     for (size_t p = 0; p < kPixels; ++p) acc[o][p] = Simd::weights(bias);
   }
-  MNENGINE_UNROLL
+  MNENGINE_UNROLL(32)
   for (size_t r = 0; r < kInRows; ++r) {
     const float* x_column = rows[r];  // stepped a column at a time: one address register
-    MNENGINE_UNROLL
+    MNENGINE_UNROLL(32)
     for (size_t column = kSkipLeft; column + kSkipRight < kColumns; ++column, x_column += channels) {
       const Vec x = lanes.load(x_column);
-      MNENGINE_UNROLL
+      MNENGINE_UNROLL(32)
       for (size_t o = 0; o < kOutRows; ++o) {
         const size_t ky = r - o * kStride;  // wraps to huge above output row o's window
         if (ky >= kSize) continue;
-        MNENGINE_UNROLL
+        MNENGINE_UNROLL(32)
         for (size_t p = 0; p < kPixels; ++p) {
           const size_t kx = column - p * kStride;  // wraps to huge left of pixel p's window
           if (kx < kSize) acc[o][p] = Simd::fma(acc[o][p], x, taps[ky * kSize + kx]);
@@ -97,9 +94,9 @@ inline void block(Lanes lanes, size_t channels, const float* const* rows, const 
       }
     }
   }
-  MNENGINE_UNROLL
+  MNENGINE_UNROLL(32)
   for (size_t o = 0; o < kOutRows; ++o) {
-    MNENGINE_UNROLL
+    MNENGINE_UNROLL(32)
     for (size_t p = 0; p < kPixels; ++p) lanes.store(out + o * out_stride + p * channels, output(acc[o][p]));
   }
 }
@@ -247,4 +244,3 @@ void dwconv5x5(size_t channels, size_t out_rows, size_t out_width, size_t in_wid
 }  // namespace dwconv5x5
 }  // namespace mnengine
 
-#undef MNENGINE_UNROLL

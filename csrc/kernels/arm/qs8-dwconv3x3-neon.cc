@@ -18,9 +18,7 @@
 #include <cstddef>
 
 #include "neon.h"
-
-// Complete unrolling, so that every tap index is a constant and the sums live in registers.
-#define MNENGINE_UNROLL _Pragma("GCC unroll 32")
+#include "../unroll.h"
 
 namespace mnengine {
 namespace {
@@ -76,21 +74,21 @@ inline void block(Lanes lanes, const Row& row, size_t ix0, const int8_t* const* 
   constexpr size_t kColumns = (kPixels - 1) * kStride + 3;
   const auto* taps = reinterpret_cast<const int8_t*>(w + kCR * sizeof(int32_t));
   int8x16_t weights[9];
-  MNENGINE_UNROLL
+  MNENGINE_UNROLL(32)
   for (size_t t = 0; t < 9; ++t) weights[t] = vld1q_s8(taps + t * kCR);
   Sums sums[kPixels];
-  MNENGINE_UNROLL
+  MNENGINE_UNROLL(32)
   for (size_t p = 0; p < kPixels; ++p) {
-    MNENGINE_UNROLL
+    MNENGINE_UNROLL(32)
     for (size_t q = 0; q < 4; ++q) sums[p].acc[q] = neon::load_s32(w + q * 16);
   }
-  MNENGINE_UNROLL
+  MNENGINE_UNROLL(32)
   for (size_t ky = 0; ky < 3; ++ky) {
-    MNENGINE_UNROLL
+    MNENGINE_UNROLL(32)
     for (size_t column = 0; column < kColumns; ++column) {
       const size_t ix = ix0 + column;
       const int8x16_t x = !kBorder || ix < row.in_width ? lanes.load(rows[ky] + ix * row.channels) : row.zero_point;
-      MNENGINE_UNROLL
+      MNENGINE_UNROLL(32)
       for (size_t p = 0; p < kPixels; ++p) {
         const size_t kx = column - p * kStride;  // wraps to huge left of pixel p's window
         if (kx < 3) sums[p].tap(ky * 3 + kx, x, weights[ky * 3 + kx]);
@@ -99,9 +97,9 @@ inline void block(Lanes lanes, const Row& row, size_t ix0, const int8_t* const* 
   }
   const uint8_t* scales = w + kCR * sizeof(int32_t) + kTapBytes;
   float32x4_t scale[4];
-  MNENGINE_UNROLL
+  MNENGINE_UNROLL(32)
   for (size_t q = 0; q < 4; ++q) scale[q] = neon::load_f32(scales + q * 16);
-  MNENGINE_UNROLL
+  MNENGINE_UNROLL(32)
   for (size_t p = 0; p < kPixels; ++p) {
     const neon::Qs8Requantize& rq = row.requantize;
     const int16x8_t lo = rq.to_int16(neon::scaled(sums[p].acc[0], scale[0]), neon::scaled(sums[p].acc[1], scale[1]));
@@ -162,4 +160,3 @@ void qs8_dwconv3x3__neon(size_t channels, size_t out_rows, size_t out_width, siz
 
 }  // namespace mnengine
 
-#undef MNENGINE_UNROLL

@@ -13,10 +13,7 @@
 #include <cstddef>
 
 #include "neon.h"
-
-// Complete unrolling of the loops over rows and columns, so that the accumulators live in
-// registers.
-#define MNENGINE_UNROLL _Pragma("GCC unroll 8")
+#include "../unroll.h"
 
 namespace mnengine {
 namespace {
@@ -34,9 +31,9 @@ void gemm_rows(size_t nc, size_t kc, const int8_t* a, size_t a_stride, const uin
   for (size_t i = 0; i < kRows; ++i) row[i] = a + i * a_stride;
   for (;;) {
     int32x4_t acc[kRows][kNR];
-    MNENGINE_UNROLL
+    MNENGINE_UNROLL(8)
     for (size_t i = 0; i < kRows; ++i) {
-      MNENGINE_UNROLL
+      MNENGINE_UNROLL(8)
       for (size_t j = 0; j < kNR; ++j) acc[i][j] = vdupq_n_s32(0);
     }
     const auto* wk = reinterpret_cast<const int8_t*>(w + kNR * sizeof(int32_t));
@@ -47,12 +44,12 @@ void gemm_rows(size_t nc, size_t kc, const int8_t* a, size_t a_stride, const uin
       // A as two D registers per row (a pair load), not one q: SMULL reads D registers, and
       // the upper half of a q would take an EXT to get there.
       int8x8_t va0[kRows], va1[kRows];
-      MNENGINE_UNROLL
+      MNENGINE_UNROLL(8)
       for (size_t i = 0; i < kRows; ++i) va0[i] = vld1_s8(row[i] + k), va1[i] = vld1_s8(row[i] + k + kKR);
-      MNENGINE_UNROLL
+      MNENGINE_UNROLL(8)
       for (size_t j = 0; j < kNR; ++j) {
         const int8x8_t w0 = vld1_s8(wk + j * kKR), w1 = vld1_s8(wk + (kNR + j) * kKR);
-        MNENGINE_UNROLL
+        MNENGINE_UNROLL(8)
         for (size_t i = 0; i < kRows; ++i) {
           const int16x8_t products = vmlal_s8(vmull_s8(w0, va0[i]), w1, va1[i]);
           acc[i][j] = vpadalq_s16(acc[i][j], products);
@@ -62,13 +59,13 @@ void gemm_rows(size_t nc, size_t kc, const int8_t* a, size_t a_stride, const uin
     // The last 1..15 k: a whole block of 8, then a partial one (its padding weights are 0).
     for (; k < kc; k += kKR, wk += kKR * kNR) {
       int8x8_t va[kRows];
-      MNENGINE_UNROLL
+      MNENGINE_UNROLL(8)
       for (size_t i = 0; i < kRows; ++i)
         va[i] = kc - k >= kKR ? vld1_s8(row[i] + k) : vget_low_s8(neon::load_partial_s8(row[i] + k, kc - k));
-      MNENGINE_UNROLL
+      MNENGINE_UNROLL(8)
       for (size_t j = 0; j < kNR; ++j) {
         const int8x8_t wj = vld1_s8(wk + j * kKR);
-        MNENGINE_UNROLL
+        MNENGINE_UNROLL(8)
         for (size_t i = 0; i < kRows; ++i) acc[i][j] = vpadalq_s16(acc[i][j], vmull_s8(wj, va[i]));
       }
     }
@@ -76,7 +73,7 @@ void gemm_rows(size_t nc, size_t kc, const int8_t* a, size_t a_stride, const uin
     const uint8_t* scales = w + kNR * sizeof(int32_t) + k_bytes;
     const float32x4_t scale_lo = neon::load_f32(scales), scale_hi = neon::load_f32(scales + 16);
     const size_t columns = nc < kNR ? nc : kNR;
-    MNENGINE_UNROLL
+    MNENGINE_UNROLL(8)
     for (size_t i = 0; i < kRows; ++i) {
       const int32x4_t sum_lo = vpaddq_s32(vpaddq_s32(acc[i][0], acc[i][1]), vpaddq_s32(acc[i][2], acc[i][3]));
       const int32x4_t sum_hi = vpaddq_s32(vpaddq_s32(acc[i][4], acc[i][5]), vpaddq_s32(acc[i][6], acc[i][7]));
@@ -120,4 +117,3 @@ void qs8_gemm_f32_2x8c8__neon(size_t mr, size_t nc, size_t kc, const int8_t* a, 
 
 }  // namespace mnengine
 
-#undef MNENGINE_UNROLL

@@ -10,9 +10,7 @@
 #include <cstddef>
 
 #include "neon.h"
-
-// Complete unrolling of the loops over rows, so that the accumulators live in registers.
-#define MNENGINE_UNROLL _Pragma("GCC unroll 4")
+#include "../unroll.h"
 
 namespace mnengine {
 namespace {
@@ -23,7 +21,7 @@ constexpr size_t kPrefetchBytes = 4096;  // as in the f32 GEMM: weights come fro
 template <int kLane, size_t kRows>
 inline void dot_block(const int8_t* wk, const int8x16_t* va, int32x4_t* lo, int32x4_t* hi) {
   const int8x16x2_t w = vld1q_s8_x2(wk);  // columns 0-3 and 4-7, one LD1 of two registers
-  MNENGINE_UNROLL
+  MNENGINE_UNROLL(4)
   for (size_t i = 0; i < kRows; ++i) {
     lo[i] = vdotq_laneq_s32(lo[i], w.val[0], va[i], kLane);
     hi[i] = vdotq_laneq_s32(hi[i], w.val[1], va[i], kLane);
@@ -39,7 +37,7 @@ void gemm_rows(size_t nc, size_t kc, const int8_t* a, size_t a_stride, const uin
   for (;;) {
     int32x4_t lo[kRows], hi[kRows];
     const int32x4_t bias_lo = neon::load_s32(w), bias_hi = neon::load_s32(w + 16);
-    MNENGINE_UNROLL
+    MNENGINE_UNROLL(4)
     for (size_t i = 0; i < kRows; ++i) lo[i] = bias_lo, hi[i] = bias_hi;
     const auto* wk = reinterpret_cast<const int8_t*>(w + kNR * sizeof(int32_t));
     size_t k = 0;
@@ -47,7 +45,7 @@ void gemm_rows(size_t nc, size_t kc, const int8_t* a, size_t a_stride, const uin
       __builtin_prefetch(wk + kPrefetchBytes);
       __builtin_prefetch(wk + kPrefetchBytes + 64);
       int8x16_t va[kRows];
-      MNENGINE_UNROLL
+      MNENGINE_UNROLL(4)
       for (size_t i = 0; i < kRows; ++i) va[i] = vld1q_s8(row[i] + k);
       dot_block<0, kRows>(wk, va, lo, hi);
       dot_block<1, kRows>(wk + kKR * kNR, va, lo, hi);
@@ -57,7 +55,7 @@ void gemm_rows(size_t nc, size_t kc, const int8_t* a, size_t a_stride, const uin
     // The last 1..15 k, 4 at a time (the partial last block's padding weights are 0).
     for (; k < kc; k += kKR, wk += kKR * kNR) {
       int8x16_t va[kRows];
-      MNENGINE_UNROLL
+      MNENGINE_UNROLL(4)
       for (size_t i = 0; i < kRows; ++i) {
         if (kc - k >= kKR) {
           int32_t four;
@@ -72,7 +70,7 @@ void gemm_rows(size_t nc, size_t kc, const int8_t* a, size_t a_stride, const uin
     const uint8_t* scales = w + kNR * sizeof(int32_t) + k_bytes;
     const float32x4_t scale_lo = neon::load_f32(scales), scale_hi = neon::load_f32(scales + 16);
     const size_t columns = nc < kNR ? nc : kNR;
-    MNENGINE_UNROLL
+    MNENGINE_UNROLL(4)
     for (size_t i = 0; i < kRows; ++i) {
       output.store(c + i * c_stride, neon::scaled(lo[i], scale_lo), neon::scaled(hi[i], scale_hi), columns);
     }
@@ -114,4 +112,3 @@ void qs8_gemm_f32_4x8c4__neondot(size_t mr, size_t nc, size_t kc, const int8_t* 
 
 }  // namespace mnengine
 
-#undef MNENGINE_UNROLL

@@ -15,8 +15,7 @@
 // broadcasts and the taps being multiplied in the 16 registers (with 2 groups per block, which
 // would share the broadcasts, GCC spilled the accumulators).
 #include "avx2_helpers.h"
-
-#define MNENGINE_UNROLL _Pragma("GCC unroll 32")
+#include "../unroll.h"
 
 namespace mnengine {
 namespace {
@@ -71,12 +70,12 @@ template <size_t kPixels, bool kClampAbove>
 inline void block(const int16_t* const* x, const PairedGroup& group, int8_t* out, size_t channels,
                   size_t stored, const Qs8Requantization& rq) {
   Qs8Pairs acc[kPixels];
-  MNENGINE_UNROLL
+  MNENGINE_UNROLL(32)
   for (size_t p = 0; p < kPixels; ++p) acc[p] = group.bias;
-  MNENGINE_UNROLL
+  MNENGINE_UNROLL(32)
   for (size_t pair = 0; pair < kPairs; ++pair) {
     const size_t r = pair / kPairsPerRow, j = pair % kPairsPerRow;
-    MNENGINE_UNROLL
+    MNENGINE_UNROLL(32)
     for (size_t p = 0; p < kPixels; ++p) {
       int32_t values;
       std::memcpy(&values, x[r] + 6 * p + 2 * j, sizeof(values));
@@ -85,7 +84,7 @@ inline void block(const int16_t* const* x, const PairedGroup& group, int8_t* out
       acc[p].hi = madd_add(acc[p].hi, v, group.taps[pair].hi);
     }
   }
-  MNENGINE_UNROLL
+  MNENGINE_UNROLL(32)
   for (size_t p = 0; p < kPixels; ++p) {
     const __m128i q = rq.pack_lanes(rq.to_int32<kClampAbove>(acc[p].lo, _mm256_castsi256_ps(group.scale.lo)),
                                     rq.to_int32<kClampAbove>(acc[p].hi, _mm256_castsi256_ps(group.scale.hi)));
@@ -164,4 +163,3 @@ void qs8_conv3x3s2c3__avx2(size_t channels, size_t out_width, size_t in_width, s
 
 }  // namespace mnengine
 
-#undef MNENGINE_UNROLL

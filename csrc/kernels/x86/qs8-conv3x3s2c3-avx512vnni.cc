@@ -14,8 +14,7 @@
 #include <cstring>
 
 #include "avx512vnni_helpers.h"
-
-#define MNENGINE_UNROLL _Pragma("GCC unroll 32")
+#include "../unroll.h"
 
 namespace mnengine {
 namespace {
@@ -87,22 +86,22 @@ template <size_t kPixels, size_t kGroups, bool kClampAbove>
 inline void block(const uint8_t* const* x, const ArrangedGroup* groups, int8_t* out, size_t channels,
                   __mmask64 stored, const Requantization& rq) {
   __m512i acc[kGroups][kPixels];
-  MNENGINE_UNROLL
+  MNENGINE_UNROLL(32)
   for (size_t g = 0; g < kGroups; ++g) {
-    MNENGINE_UNROLL
+    MNENGINE_UNROLL(32)
     for (size_t p = 0; p < kPixels; ++p) acc[g][p] = groups[g].bias;
   }
-  MNENGINE_UNROLL
+  MNENGINE_UNROLL(32)
   for (size_t quad = 0; quad < kQuads; ++quad) {
     const size_t r = quad / kQuadsPerRow, j = quad % kQuadsPerRow;
-    MNENGINE_UNROLL
+    MNENGINE_UNROLL(32)
     for (size_t p = 0; p < kPixels; ++p) {
       const __m512i v = broadcast(x[r] + 6 * p + 4 * j);
-      MNENGINE_UNROLL
+      MNENGINE_UNROLL(32)
       for (size_t g = 0; g < kGroups; ++g) acc[g][p] = _mm512_dpbusd_epi32(acc[g][p], v, groups[g].taps[quad]);
     }
   }
-  MNENGINE_UNROLL
+  MNENGINE_UNROLL(32)
   for (size_t p = 0; p < kPixels; ++p) {
     const __m512i q0 = rq.to_int32<kClampAbove>(acc[0][p], groups[0].scale);
     const __m512i q1 = kGroups > 1 ? rq.to_int32<kClampAbove>(acc[kGroups - 1][p], groups[kGroups - 1].scale) : q0;
@@ -191,4 +190,3 @@ void qs8_conv3x3s2c3__avx512vnni(size_t channels, size_t out_width, size_t in_wi
 
 }  // namespace mnengine
 
-#undef MNENGINE_UNROLL

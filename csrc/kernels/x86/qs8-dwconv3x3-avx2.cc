@@ -20,8 +20,7 @@
 // Taps outside the image read as the input zero point: a column left or right of the image
 // is a vector of zero points (rows above or below it are rows of zero points from the caller).
 #include "avx2_helpers.h"
-
-#define MNENGINE_UNROLL _Pragma("GCC unroll 32")
+#include "../unroll.h"
 
 namespace mnengine {
 namespace {
@@ -103,32 +102,32 @@ inline void block(Lanes lanes, const PairedGroup<G>& group, size_t channels, siz
                   size_t out_stride, const Qs8Requantization& rq) {
   constexpr size_t kColumns = (kPixels - 1) * G::kStride + 3;
   Qs8Pairs acc[G::kOutRows][kPixels];
-  MNENGINE_UNROLL
+  MNENGINE_UNROLL(32)
   for (size_t o = 0; o < G::kOutRows; ++o) {
-    MNENGINE_UNROLL
+    MNENGINE_UNROLL(32)
     for (size_t p = 0; p < kPixels; ++p) acc[o][p] = group.bias;
   }
-  MNENGINE_UNROLL
+  MNENGINE_UNROLL(32)
   for (size_t column = 0; column < kColumns; ++column) {
     const size_t ix = ix0 + column;  // wraps to huge left of the image
     __m128i x[G::kInRows];
     if (ix < in_width) {
-      MNENGINE_UNROLL
+      MNENGINE_UNROLL(32)
       for (size_t r = 0; r < G::kInRows; ++r) x[r] = lanes.load(rows[r] + ix * channels);
     } else {
-      MNENGINE_UNROLL
+      MNENGINE_UNROLL(32)
       for (size_t r = 0; r < G::kInRows; ++r) x[r] = padding;
     }
     Qs8Pairs pairs[G::kPairs];
-    MNENGINE_UNROLL
+    MNENGINE_UNROLL(32)
     for (size_t j = 0; j < G::kPairs; ++j) pairs[j] = interleave(x[2 * j], x[2 * j + 1 < G::kInRows ? 2 * j + 1 : 2 * j]);
-    MNENGINE_UNROLL
+    MNENGINE_UNROLL(32)
     for (size_t p = 0; p < kPixels; ++p) {
       const size_t kx = column - p * G::kStride;  // wraps to huge before pixel p's window
       if (kx >= 3) continue;
-      MNENGINE_UNROLL
+      MNENGINE_UNROLL(32)
       for (size_t o = 0; o < G::kOutRows; ++o) {
-        MNENGINE_UNROLL
+        MNENGINE_UNROLL(32)
         for (size_t j = 0; j < G::kPairs; ++j) {
           if (!G::pair_used(o, j)) continue;
           acc[o][p].lo = madd_add(acc[o][p].lo, pairs[j].lo, group.taps[o][j][kx].lo);
@@ -137,9 +136,9 @@ inline void block(Lanes lanes, const PairedGroup<G>& group, size_t channels, siz
       }
     }
   }
-  MNENGINE_UNROLL
+  MNENGINE_UNROLL(32)
   for (size_t o = 0; o < G::kOutRows; ++o) {
-    MNENGINE_UNROLL
+    MNENGINE_UNROLL(32)
     for (size_t p = 0; p < kPixels; ++p) {
       const __m128i q = rq.pack_lanes(rq.to_int32<kClampAbove>(acc[o][p].lo, _mm256_castsi256_ps(group.scale.lo)),
                                       rq.to_int32<kClampAbove>(acc[o][p].hi, _mm256_castsi256_ps(group.scale.hi)));
@@ -216,4 +215,3 @@ void qs8_dwconv3x3__avx2(size_t channels, size_t out_rows, size_t out_width, siz
 
 }  // namespace mnengine
 
-#undef MNENGINE_UNROLL
