@@ -62,7 +62,15 @@ SMOKE_A72=("${SMOKE_FILES[@]}" -k "$SMOKE_BASE or (test_qs8_kernels and [neon- a
 # kernel tests (test_kernels.py) run on cortex-a53 and cortex-a72 (SMOKE_BASE), and their fused
 # blocks and whole networks would test the same portable C++ the host's runs test, at
 # emulated speed. The int8 sweep of the neon family runs on cortex-a53 instead.
-FULL=("$REPO/tests" -k "(not scalar or test_guard_pages) and not (test_qs8_kernels and [neon-)")
+# Under emulation a test's NumPy side costs tens of times what it does on the host, so two
+# kinds of test run on their smaller cases only: the real-weights tests on the v1 0.25 fixtures
+# (the v1 0.5 and v2 1.0 ones spent three minutes in emulated calibration and preprocessing,
+# on kernels that test_networks and test_qs8_networks check against NumPy at full size), and
+# the full-size int8 networks on the neon_dotprod family (the neon family's int8 GEMM runs in
+# the smaller networks, and in its whole kernel sweep on cortex-a53).
+FULL_K="(not scalar or test_guard_pages) and not (test_qs8_kernels and [neon-)"
+FULL_K+=" and not (test_real_weights and qat_folded) and not (test_qs8_networks and [neon-1.0-224)"
+FULL=("$REPO/tests" -k "$FULL_K")
 for cpu in ${MNENGINE_QEMU_CPUS:-neoverse-n1 cortex-a72 cortex-a53}; do
   stage "QEMU_CPU=$cpu: the instruction sets offered and chosen"
   # (In a subshell that waits for it, so that the shell's report of the SIGILL goes to /dev/null.)
