@@ -9,8 +9,9 @@
 # running there would prove nothing).
 # neoverse-n1 runs the whole suite but the comparisons with Keras on the neon_dotprod and neon
 # paths, the guard-page tests on the scalar one, and the int8 kernel sweep on the neon_dotprod
-# family only; cortex-a53 runs the float kernels, the model format, a whole v1 and
-# v2 network, and the int8 kernels: the whole sweep on the ARMv8.0 int8 family (neon) and its
+# family only (and fewer real-weights and full-size int8 network cases: see FULL below);
+# cortex-a53 runs the float kernels, the model format, a whole v1 and v2 network, and the
+# int8 kernels: the whole sweep on the ARMv8.0 int8 family (neon) and its
 # guard-page tests, to show nothing assumes an extension those cores lack; cortex-a72 runs the
 # same with a third of the int8 sweep (its relu6 cases and the small kernels: the code is
 # cortex-a53's). Every int8 family of the machine runs its whole sweep on one CPU.
