@@ -14,6 +14,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 from typing import Callable, Dict, List, Optional, Sequence, TextIO
 
@@ -135,10 +136,12 @@ def classify_main(argv: Optional[Sequence[str]] = None, prog: str = "python -m m
     start = time.perf_counter()
     done = failed = 0
     interrupted = False
+    guard = InterruptGuard()
     try:
         for result in results:
-            writer.write(result)
-            done += 1
+            with guard:  # written and counted, or neither: the summary's count is the file's
+                writer.write(result)
+                done += 1
             if not result.ok:
                 failed += 1
                 if not args.quiet:
@@ -156,6 +159,7 @@ def classify_main(argv: Optional[Sequence[str]] = None, prog: str = "python -m m
         progress.finish()
         return fail(f"stopped after {done} images: {e}")
     finally:
+        guard.uninstall()
         results.close()
         writer.close()
         if stream is not sys.stdout:
@@ -169,6 +173,41 @@ def classify_main(argv: Optional[Sequence[str]] = None, prog: str = "python -m m
     if done == 0:
         return fail(f"no image files found in {' '.join(args.paths)}")
     return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+class InterruptGuard:
+    """Holds a Ctrl-C that arrives inside ``with guard:`` until the block ends, then raises
+    KeyboardInterrupt; outside the block Ctrl-C raises it at once, as Python's own handler does.
+    Installed only where that handler is SIGINT's (not when SIGINT is ignored, as in a
+    background job, or handled by the embedding program) and in the main thread, the only one
+    that may set signal handlers."""
+
+    def __init__(self) -> None:
+        self.inside = self.pending = False
+        self.installed = (threading.current_thread() is threading.main_thread() and
+                          signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+        if self.installed:
+            signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.inside:
+            self.pending = True
+        else:
+            raise KeyboardInterrupt
+
+    def __enter__(self) -> None:
+        self.inside = True
+
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
+        self.inside = False
+        if self.pending and kind is None:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    def uninstall(self) -> None:
+        """Gives SIGINT back to Python's handler (unless it was set to something else since)."""
+        if self.installed and signal.getsignal(signal.SIGINT) == self._handle:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def summary(done: int, failed: int, seconds: float, interrupted: bool) -> str:
